@@ -1,0 +1,39 @@
+// swift-tools-version:6.1
+// The benchmark suite is its own package so that the AsyncSockets library keeps zero Swift dependencies.
+// Build one product at a time (`swift build -c release --product EchoNIOAsync`) or everything via run.sh.
+import PackageDescription
+
+let package = Package(
+    name: "AsyncSocketsBenchmarks",
+    dependencies: [
+        .package(name: "AsyncSockets", path: ".."),
+        .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
+        .package(url: "https://github.com/swhitty/FlyingFox", exact: "0.27.1"),
+    ],
+    targets: [
+        // Echo servers: same CLI (`PORT`, binds 127.0.0.1, prints `listening PORT` when ready).
+        .executableTarget(
+            name: "EchoAsyncSockets",
+            dependencies: [.product(name: "AsyncSockets", package: "AsyncSockets")]
+        ),
+        .executableTarget(
+            name: "EchoNIOAsync",
+            dependencies: [
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+            ]
+        ),
+        .executableTarget(
+            name: "EchoNIOHandler",
+            dependencies: [
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+            ]
+        ),
+        .executableTarget(
+            name: "EchoFlyingSocks",
+            dependencies: [.product(name: "FlyingSocks", package: "FlyingFox")]
+        ),
+    ],
+    swiftLanguageModes: [.v6]
+)

@@ -1,0 +1,537 @@
+/*
+ * loadgen: a neutral TCP echo load generator (Linux, epoll, one thread, one process).
+ *
+ * It is identical for every server under test, so it is written in plain C and compiled with `cc -O2`
+ * by run.sh. Every echoed byte is verified. It prints exactly one JSON line on stdout.
+ *
+ * Scenarios
+ *   pingpong  --conns N --size S   each connection sends S bytes, waits for the whole echo, verifies it,
+ *                                  repeats. Reports round trips/s and p50/p99/mean latency (µs).
+ *   churn     --conns N (16)       connect, send 16 bytes, read + verify the 16-byte echo, close; N
+ *                                  connections in flight. Reports connections/s.
+ *   bulk      --conns N (4)        full-duplex streaming: every connection writes continuously and reads
+ *                                  the echo back, verifying the byte stream. Reports MB/s (10^6 bytes/s)
+ *                                  of echoed data (summed over connections, one direction).
+ *
+ * Common options
+ *   --port P (required) --host A (default 127.0.0.1) --seconds D (measured window, default 5)
+ *   --warmup W (seconds run before the window opens, default 0.5)
+ *
+ * Output (one line):
+ *   {"scenario":"pingpong","conns":64,"size":64,"seconds":5.000,"value":123456.7,"unit":"rt/s",
+ *    "ops":..., "p50_us":..., "p99_us":..., "mean_us":..., "errors":0,
+ *    "cpu_user_s":..., "cpu_sys_s":..., "wall_s":..., "cpu_pct":...}
+ *   cpu_pct is the load generator's own CPU time over its wall time: near 100 means the generator
+ *   itself may be the bottleneck. On a fatal error (verification failure, unexpected EOF, connect
+ *   failure) it prints {"error":"..."} and exits with status 1.
+ */
+#define _GNU_SOURCE
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+/* ---------- options and helpers ---------- */
+
+static const char *opt_host = "127.0.0.1";
+static int opt_port = 0;
+static const char *opt_scenario = "pingpong";
+static int opt_conns = -1;
+static int opt_size = 64;
+static double opt_seconds = 5.0;
+static double opt_warmup = 0.5;
+
+static double t_start; /* wall clock at program start (after arg parsing) */
+
+static double now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+static uint64_t now_ns(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+static void fail(const char *fmt, ...) {
+    char msg[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    for (char *p = msg; *p; p++)
+        if (*p == '"' || *p == '\\') *p = '\'';
+    printf("{\"error\":\"%s\",\"scenario\":\"%s\",\"port\":%d}\n", msg, opt_scenario, opt_port);
+    fflush(stdout);
+    exit(1);
+}
+
+static void usage(void) {
+    fprintf(stderr,
+            "usage: loadgen --port P [--host 127.0.0.1] [--scenario pingpong|churn|bulk]\n"
+            "               [--conns N] [--size BYTES] [--seconds D] [--warmup W]\n");
+    exit(2);
+}
+
+static int epfd;
+
+static void set_nonblock(int fd) {
+    int fl = fcntl(fd, F_GETFL);
+    if (fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0) fail("fcntl: %s", strerror(errno));
+}
+
+static void set_nodelay(int fd) {
+    int one = 1;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+}
+
+static struct sockaddr_in server_addr(void) {
+    struct sockaddr_in sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sin_family = AF_INET;
+    sa.sin_port = htons((uint16_t)opt_port);
+    if (inet_pton(AF_INET, opt_host, &sa.sin_addr) != 1) fail("bad host %s", opt_host);
+    return sa;
+}
+
+/* Blocking connect, then switch to non-blocking and register edge-triggered in+out. */
+static int connect_blocking(int idx) {
+    struct sockaddr_in sa = server_addr();
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) fail("socket: %s", strerror(errno));
+    if (connect(fd, (struct sockaddr *)&sa, sizeof sa) < 0) fail("connect: %s", strerror(errno));
+    set_nodelay(fd);
+    set_nonblock(fd);
+    struct epoll_event ev = {.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET, .data.u64 = (uint64_t)idx};
+    if (epoll_ctl(epfd, EPOLL_CTL_ADD, fd, &ev) < 0) fail("epoll_ctl: %s", strerror(errno));
+    return fd;
+}
+
+/* Pseudo-random pattern bytes (xorshift), so that a misplaced or stale byte never verifies by accident. */
+static uint8_t *make_pattern(size_t len, uint32_t seed) {
+    uint8_t *p = malloc(len);
+    if (!p) fail("out of memory");
+    uint32_t x = seed ? seed : 0x9e3779b9u;
+    for (size_t i = 0; i < len; i++) {
+        x ^= x << 13;
+        x ^= x >> 17;
+        x ^= x << 5;
+        p[i] = (uint8_t)(x >> 11);
+    }
+    return p;
+}
+
+/* ---------- latency histogram: 100 ns buckets up to 100 ms, then overflow ---------- */
+
+#define HIST_BUCKET_NS 100u
+#define HIST_BUCKETS 1000000u
+static uint32_t *hist;
+static uint64_t hist_overflow, hist_count;
+static double hist_sum_ns;
+
+static void hist_add(uint64_t ns) {
+    uint64_t b = ns / HIST_BUCKET_NS;
+    if (b >= HIST_BUCKETS) hist_overflow++;
+    else hist[b]++;
+    hist_count++;
+    hist_sum_ns += (double)ns;
+}
+
+static double hist_percentile_us(double q) {
+    if (hist_count == 0) return 0;
+    uint64_t target = (uint64_t)(q * (double)hist_count);
+    if (target >= hist_count) target = hist_count - 1;
+    uint64_t acc = 0;
+    for (uint32_t i = 0; i < HIST_BUCKETS; i++) {
+        acc += hist[i];
+        if (acc > target) return ((double)i + 0.5) * HIST_BUCKET_NS / 1000.0;
+    }
+    return (double)HIST_BUCKETS * HIST_BUCKET_NS / 1000.0;
+}
+
+/* ---------- result line ---------- */
+
+static void report(const char *unit, double value, uint64_t ops, int with_latency, const char *extra) {
+    double wall = now_s() - t_start;
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    double u = (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec * 1e-6;
+    double s = (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec * 1e-6;
+    printf("{\"scenario\":\"%s\",\"conns\":%d,\"size\":%d,\"seconds\":%.3f,\"value\":%.1f,\"unit\":\"%s\","
+           "\"ops\":%llu",
+           opt_scenario, opt_conns, opt_size, opt_seconds, value, unit, (unsigned long long)ops);
+    if (with_latency)
+        printf(",\"p50_us\":%.1f,\"p99_us\":%.1f,\"mean_us\":%.1f", hist_percentile_us(0.50),
+               hist_percentile_us(0.99), hist_count ? hist_sum_ns / (double)hist_count / 1000.0 : 0.0);
+    if (extra) printf(",%s", extra);
+    printf(",\"errors\":0,\"cpu_user_s\":%.3f,\"cpu_sys_s\":%.3f,\"wall_s\":%.3f,\"cpu_pct\":%.1f}\n", u, s,
+           wall, wall > 0 ? 100.0 * (u + s) / wall : 0.0);
+    fflush(stdout);
+}
+
+/* ---------- pingpong ---------- */
+
+struct pp_conn {
+    int fd;
+    uint32_t round;
+    int sent, recvd;
+    const uint8_t *msg; /* pattern slice for this round */
+    uint64_t t0;
+};
+
+static const uint8_t *pp_pattern;
+
+static const uint8_t *pp_msg_for(int idx, uint32_t round) {
+    return pp_pattern + ((uint32_t)idx * 13u + round * 7u) % 1024u;
+}
+
+/* Returns 0 normally. Writes as much of the current message as the socket takes. */
+static void pp_try_send(struct pp_conn *c) {
+    while (c->sent < opt_size) {
+        ssize_t n = send(c->fd, c->msg + c->sent, (size_t)(opt_size - c->sent), MSG_NOSIGNAL);
+        if (n > 0) {
+            c->sent += (int)n;
+        } else if (n < 0 && errno == EINTR) {
+            continue;
+        } else if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+            return;
+        } else {
+            fail("send: %s", n < 0 ? strerror(errno) : "zero");
+        }
+    }
+}
+
+static void pp_start_round(struct pp_conn *c, int idx) {
+    c->round++;
+    c->msg = pp_msg_for(idx, c->round);
+    c->sent = 0;
+    c->recvd = 0;
+    c->t0 = now_ns();
+    pp_try_send(c);
+}
+
+static void run_pingpong(void) {
+    if (opt_conns < 1) opt_conns = 1;
+    if (opt_size < 1) fail("size must be >= 1");
+    hist = calloc(HIST_BUCKETS, sizeof *hist);
+    pp_pattern = make_pattern((size_t)opt_size + 1024, 12345);
+    struct pp_conn *conns = calloc((size_t)opt_conns, sizeof *conns);
+    uint8_t *rbuf = malloc((size_t)opt_size);
+    if (!hist || !conns || !rbuf) fail("out of memory");
+
+    for (int i = 0; i < opt_conns; i++) conns[i].fd = connect_blocking(i);
+
+    double t_window = now_s() + opt_warmup;
+    double t_end = t_window + opt_seconds;
+    int measuring = 0, stopping = 0;
+    uint64_t ops = 0;
+    for (int i = 0; i < opt_conns; i++) pp_start_round(&conns[i], i);
+
+    struct epoll_event evs[512];
+    while (!stopping) {
+        int n = epoll_wait(epfd, evs, 512, 50);
+        if (n < 0) {
+            if (errno == EINTR) continue;
+            fail("epoll_wait: %s", strerror(errno));
+        }
+        for (int e = 0; e < n; e++) {
+            int idx = (int)evs[e].data.u64;
+            struct pp_conn *c = &conns[idx];
+            if (c->sent < opt_size && (evs[e].events & (EPOLLOUT | EPOLLERR | EPOLLHUP))) pp_try_send(c);
+            /* Read whatever is there, never beyond the current message. */
+            for (;;) {
+                if (c->sent < opt_size) break; /* server cannot legitimately echo more than we sent */
+                ssize_t r = recv(c->fd, rbuf, (size_t)(opt_size - c->recvd), 0);
+                if (r > 0) {
+                    if (memcmp(rbuf, c->msg + c->recvd, (size_t)r) != 0)
+                        fail("verification failed on connection %d round %u offset %d", idx, c->round, c->recvd);
+                    c->recvd += (int)r;
+                    if (c->recvd == opt_size) {
+                        uint64_t t1 = now_ns();
+                        if (measuring) {
+                            hist_add(t1 - c->t0);
+                            ops++;
+                        }
+                        /* The next echo arrives after this send and raises a new edge: no extra recv. */
+                        pp_start_round(c, idx);
+                        break;
+                    }
+                } else if (r == 0) {
+                    fail("server closed connection %d", idx);
+                } else if (errno == EINTR) {
+                    continue;
+                } else if (errno == EAGAIN || errno == EWOULDBLOCK) {
+                    break;
+                } else {
+                    fail("recv: %s", strerror(errno));
+                }
+            }
+        }
+        double t = now_s();
+        if (!measuring && t >= t_window) measuring = 1;
+        if (t >= t_end) stopping = 1;
+    }
+    double measured = opt_seconds;
+    report("rt/s", (double)ops / measured, ops, 1, NULL);
+    for (int i = 0; i < opt_conns; i++) close(conns[i].fd);
+}
+
+/* ---------- churn ---------- */
+
+#define CHURN_MSG 16
+#define CHURN_PORT_LO 10000
+#define CHURN_PORT_HI 60999
+struct ch_conn {
+    int fd;
+    int sent, recvd;
+    const uint8_t *msg;
+    uint32_t serial;
+    uint64_t t0;
+};
+
+static const uint8_t *ch_pattern;
+static uint32_t ch_serial;
+
+static void ch_open(struct ch_conn *c, int idx) {
+    static struct sockaddr_in sa;
+    static int sa_ready = 0;
+    if (!sa_ready) {
+        sa = server_addr();
+        sa_ready = 1;
+    }
+    /* The kernel's ephemeral port search dominates a churn client's CPU once tens of thousands of
+     * TIME_WAIT sockets exist (__inet_hash_connect scanning ports): with it, the load generator, not
+     * the server, limited churn. So pick source ports ourselves, round robin over a wide range, with
+     * SO_REUSEADDR; a port that is taken (or a TIME_WAIT tuple the kernel will not reuse yet) is
+     * skipped. Loopback allows reusing a TIME_WAIT tuple after 1 s (net.ipv4.tcp_tw_reuse = 2). */
+    static uint32_t next_port = 0;
+    int fd = -1;
+    for (int attempt = 0;; attempt++) {
+        if (attempt == 2000) fail("churn: no usable source port (last error: %s)", strerror(errno));
+        fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+        if (fd < 0) fail("socket: %s", strerror(errno));
+        int one = 1;
+        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+        struct sockaddr_in src = sa;
+        src.sin_port = htons((uint16_t)(CHURN_PORT_LO + next_port));
+        next_port = (next_port + 1) % (CHURN_PORT_HI - CHURN_PORT_LO + 1);
+        if (bind(fd, (struct sockaddr *)&src, sizeof src) < 0) {
+            close(fd);
+            continue;
+        }
+        int r = connect(fd, (struct sockaddr *)&sa, sizeof sa);
+        if (r == 0 || errno == EINPROGRESS) break;
+        if (errno != EADDRNOTAVAIL && errno != EADDRINUSE) fail("connect: %s", strerror(errno));
+        close(fd);
+    }
+    set_nodelay(fd);
+    c->fd = fd;
+    c->sent = 0;
+    c->recvd = 0;
+    c->serial = ++ch_serial;
+    c->msg = ch_pattern + (c->serial % 1021u);
+    c->t0 = now_ns();
+    struct epoll_event ev = {.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET, .data.u64 = (uint64_t)idx};
+    if (epoll_ctl(epfd, EPOLL_CTL_ADD, fd, &ev) < 0) fail("epoll_ctl: %s", strerror(errno));
+}
+
+static void run_churn(void) {
+    if (opt_conns < 1) opt_conns = 16;
+    opt_size = CHURN_MSG;
+    hist = calloc(HIST_BUCKETS, sizeof *hist);
+    ch_pattern = make_pattern(1024 + CHURN_MSG, 777);
+    struct ch_conn *conns = calloc((size_t)opt_conns, sizeof *conns);
+    if (!hist || !conns) fail("out of memory");
+
+    double t_window = now_s() + opt_warmup;
+    double t_end = t_window + opt_seconds;
+    int measuring = 0, stopping = 0;
+    uint64_t ops = 0;
+    for (int i = 0; i < opt_conns; i++) ch_open(&conns[i], i);
+
+    struct epoll_event evs[512];
+    uint8_t rbuf[CHURN_MSG];
+    while (!stopping) {
+        int n = epoll_wait(epfd, evs, 512, 50);
+        if (n < 0) {
+            if (errno == EINTR) continue;
+            fail("epoll_wait: %s", strerror(errno));
+        }
+        for (int e = 0; e < n; e++) {
+            int idx = (int)evs[e].data.u64;
+            struct ch_conn *c = &conns[idx];
+            uint32_t evmask = evs[e].events;
+            if (c->sent < CHURN_MSG) {
+                if (evmask & (EPOLLERR | EPOLLHUP)) {
+                    int err = 0;
+                    socklen_t len = sizeof err;
+                    getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &err, &len);
+                    fail("connect failed: %s", strerror(err ? err : ECONNRESET));
+                }
+                if (!(evmask & EPOLLOUT)) continue;
+                while (c->sent < CHURN_MSG) {
+                    ssize_t w = send(c->fd, c->msg + c->sent, (size_t)(CHURN_MSG - c->sent), MSG_NOSIGNAL);
+                    if (w > 0) c->sent += (int)w;
+                    else if (w < 0 && errno == EINTR) continue;
+                    else if (w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) break;
+                    else fail("send: %s", w < 0 ? strerror(errno) : "zero");
+                }
+                if (c->sent < CHURN_MSG) continue;
+            }
+            for (;;) {
+                ssize_t r = recv(c->fd, rbuf, (size_t)(CHURN_MSG - c->recvd), 0);
+                if (r > 0) {
+                    if (memcmp(rbuf, c->msg + c->recvd, (size_t)r) != 0)
+                        fail("verification failed on churn connection %u", c->serial);
+                    c->recvd += (int)r;
+                    if (c->recvd == CHURN_MSG) {
+                        close(c->fd); /* also removes it from the epoll set */
+                        if (measuring) {
+                            ops++;
+                            hist_add(now_ns() - c->t0);
+                        }
+                        if (!stopping) ch_open(c, idx);
+                        break;
+                    }
+                } else if (r == 0) {
+                    fail("server closed churn connection %u before echoing", c->serial);
+                } else if (errno == EINTR) {
+                    continue;
+                } else if (errno == EAGAIN || errno == EWOULDBLOCK) {
+                    break;
+                } else {
+                    fail("recv: %s", strerror(errno));
+                }
+            }
+        }
+        double t = now_s();
+        if (!measuring && t >= t_window) measuring = 1;
+        if (t >= t_end) stopping = 1;
+    }
+    report("conn/s", (double)ops / opt_seconds, ops, 1, NULL);
+    for (int i = 0; i < opt_conns; i++) close(conns[i].fd);
+}
+
+/* ---------- bulk ---------- */
+
+#define BULK_CHUNK 65536
+#define BULK_PLEN 65521u /* prime period so chunk boundaries never line up with the pattern */
+
+struct bk_conn {
+    int fd;
+    uint64_t written, readback;
+};
+
+static void run_bulk(void) {
+    if (opt_conns < 1) opt_conns = 4;
+    opt_size = BULK_CHUNK;
+    uint8_t *pattern = make_pattern(BULK_PLEN + BULK_CHUNK, 4242);
+    /* Periodic extension (stream byte k is pattern[k % BULK_PLEN]); byte by byte since the ranges overlap. */
+    for (size_t j = 0; j < BULK_CHUNK; j++) pattern[BULK_PLEN + j] = pattern[j];
+    struct bk_conn *conns = calloc((size_t)opt_conns, sizeof *conns);
+    uint8_t *rbuf = malloc(BULK_CHUNK);
+    if (!conns || !rbuf) fail("out of memory");
+    for (int i = 0; i < opt_conns; i++) conns[i].fd = connect_blocking(i);
+
+    double t_window = now_s() + opt_warmup;
+    double t_end = t_window + opt_seconds;
+    int measuring = 0;
+    uint64_t bytes_at_window = 0, total_read = 0, bytes_at_end = 0;
+
+    struct epoll_event evs[64];
+    for (;;) {
+        int n = epoll_wait(epfd, evs, 64, 50);
+        if (n < 0) {
+            if (errno == EINTR) continue;
+            fail("epoll_wait: %s", strerror(errno));
+        }
+        for (int e = 0; e < n; e++) {
+            int idx = (int)evs[e].data.u64;
+            struct bk_conn *c = &conns[idx];
+            /* Read everything available and verify it against the stream position. */
+            for (;;) {
+                ssize_t r = recv(c->fd, rbuf, BULK_CHUNK, 0);
+                if (r > 0) {
+                    if ((uint64_t)r + c->readback > c->written) fail("bulk: echoed more than written");
+                    if (memcmp(rbuf, pattern + (c->readback % BULK_PLEN), (size_t)r) != 0)
+                        fail("bulk: verification failed on connection %d at offset %llu", idx,
+                             (unsigned long long)c->readback);
+                    c->readback += (uint64_t)r;
+                    total_read += (uint64_t)r;
+                } else if (r == 0) {
+                    fail("server closed bulk connection %d", idx);
+                } else if (errno == EINTR) {
+                    continue;
+                } else if (errno == EAGAIN || errno == EWOULDBLOCK) {
+                    break;
+                } else {
+                    fail("recv: %s", strerror(errno));
+                }
+            }
+            /* Write until the socket pushes back. */
+            for (;;) {
+                ssize_t w = send(c->fd, pattern + (c->written % BULK_PLEN), BULK_CHUNK, MSG_NOSIGNAL);
+                if (w > 0) c->written += (uint64_t)w;
+                else if (w < 0 && errno == EINTR) continue;
+                else if (w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) break;
+                else fail("send: %s", w < 0 ? strerror(errno) : "zero");
+            }
+        }
+        double t = now_s();
+        if (!measuring && t >= t_window) {
+            measuring = 1;
+            bytes_at_window = total_read;
+        }
+        if (t >= t_end) {
+            bytes_at_end = total_read;
+            break;
+        }
+    }
+    uint64_t bytes = bytes_at_end - bytes_at_window;
+    report("MB/s", (double)bytes / opt_seconds / 1e6, bytes, 0, NULL);
+    for (int i = 0; i < opt_conns; i++) close(conns[i].fd);
+}
+
+/* ---------- main ---------- */
+
+int main(int argc, char **argv) {
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        const char *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (!strcmp(a, "-h") || !strcmp(a, "--help")) usage();
+        if (!v) usage();
+        if (!strcmp(a, "--port")) opt_port = atoi(v);
+        else if (!strcmp(a, "--host")) opt_host = v;
+        else if (!strcmp(a, "--scenario")) opt_scenario = v;
+        else if (!strcmp(a, "--conns")) opt_conns = atoi(v);
+        else if (!strcmp(a, "--size")) opt_size = atoi(v);
+        else if (!strcmp(a, "--seconds")) opt_seconds = atof(v);
+        else if (!strcmp(a, "--warmup")) opt_warmup = atof(v);
+        else usage();
+        i++;
+    }
+    if (opt_port <= 0 || opt_port > 65535 || opt_seconds <= 0 || opt_warmup < 0) usage();
+    signal(SIGPIPE, SIG_IGN);
+    t_start = now_s();
+    epfd = epoll_create1(EPOLL_CLOEXEC);
+    if (epfd < 0) fail("epoll_create1: %s", strerror(errno));
+    if (!strcmp(opt_scenario, "pingpong")) run_pingpong();
+    else if (!strcmp(opt_scenario, "churn")) run_churn();
+    else if (!strcmp(opt_scenario, "bulk")) run_bulk();
+    else usage();
+    return 0;
+}

@@ -1,0 +1,189 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+internal import CLibeventShim
+
+/// A listening stream socket: Python's `socket.create_server`, handing out connected clients as an
+/// `AsyncSequence`.
+///
+/// ```swift
+/// let server = try AsyncServer(host: "127.0.0.1", port: 0)
+/// for try await client in server.accepts { … }
+/// // or, a task per client, structured:
+/// try await server.serve { client in … }
+/// ```
+///
+/// ``close()`` ends ``accepts`` and ``serve(idleTimeout:onError:handler:)``. A server that is no longer
+/// referenced closes its descriptor.
+public final class AsyncServer: Sendable {
+    let listener: Listener
+
+    /// The bound address, with the real port when port 0 was asked for.
+    public let localAddress: SocketAddress
+
+    /// The listen backlog used when none is given: `SOMAXCONN` (the kernel further caps it to
+    /// `net.core.somaxconn`, 4096 on current Linux).
+    public static let defaultBacklog = Int(SOMAXCONN)
+
+    /// The event loop that accepts for this server.
+    public var eventLoop: EventLoop { listener.core.loop }
+
+    /// Python's `create_server`: a TCP server bound to `host` and `port`.
+    ///
+    /// - Parameters:
+    ///   - host: a numeric address, a host name (resolved with `getaddrinfo`, blocking), or `""` for all
+    ///     interfaces of `family`.
+    ///   - port: the port; 0 picks an ephemeral one (read it from ``localAddress``).
+    ///   - family: ``SocketFamily/ipv4`` or ``SocketFamily/ipv6`` (``SocketFamily/unix`` throws: use
+    ///     ``init(unixPath:backlog:)``).
+    ///   - backlog: the listen queue length; `nil` uses ``defaultBacklog``.
+    ///   - reusePort: set `SO_REUSEPORT`, so several servers can share the port. `SO_REUSEADDR` is always set.
+    ///   - dualStackIPv6: with `family: .ipv6`, also accept IPv4 clients (seen as `::ffff:a.b.c.d`).
+    ///     Without it, an IPv6 server sets `IPV6_V6ONLY` explicitly.
+    /// - Throws: ``SocketError``: `EINVAL` for a bad argument combination, `EAFNOSUPPORT` when dual-stack is not
+    ///   supported, `EADDRINUSE` when the port is taken, each naming the address.
+    public convenience init(host: String, port: UInt16, family: SocketFamily = .ipv4, backlog: Int? = nil,
+                reusePort: Bool = false, dualStackIPv6: Bool = false) throws {
+        guard family != .unix else {
+            throw SocketError.invalidArgument("AsyncServer(host:port:)", "family .unix needs AsyncServer(unixPath:)")
+        }
+        if dualStackIPv6 {
+            guard family == .ipv6 else {
+                throw SocketError.invalidArgument("AsyncServer(host:port:)", "dualStackIPv6 requires family .ipv6, got \(family)")
+            }
+            guard Self.hasDualStackIPv6 else {
+                throw SocketError(code: EAFNOSUPPORT, operation: "AsyncServer(host:port:)", detail: "dual-stack IPv6 is not supported on this platform")
+            }
+        }
+        let address = try Self.bindAddress(host: host, port: port, family: family)
+        try self.init(address: address, backlog: backlog) { fd in
+            try Self.setFlag(fd, SOL_SOCKET, SO_REUSEADDR, true, "SO_REUSEADDR", address)
+            if reusePort { try Self.setFlag(fd, SOL_SOCKET, SO_REUSEPORT, true, "SO_REUSEPORT", address) }
+            if family == .ipv6 {
+                try Self.setFlag(fd, Int32(IPPROTO_IPV6), IPV6_V6ONLY, !dualStackIPv6, "IPV6_V6ONLY", address)
+            }
+        }
+    }
+
+    /// A stream server on a unix-domain path.
+    ///
+    /// - Throws: ``SocketError``: `ENAMETOOLONG` when the path does not fit `sun_path`, `EADDRINUSE` when the
+    ///   path exists (remove a stale socket file first), `EINVAL` for an empty path or a NUL byte.
+    ///   ``close()`` removes the socket file.
+    public convenience init(unixPath: String, backlog: Int? = nil) throws {
+        let address = try SocketAddress(unixPath: unixPath)
+        try self.init(address: address, backlog: backlog) { _ in }
+    }
+
+    private init(address: SocketAddress, backlog: Int?, configure: (Int32) throws -> Void) throws {
+        let backlog = backlog ?? Self.defaultBacklog
+        guard backlog >= 0 else {
+            throw SocketError.invalidArgument("listen", "backlog must not be negative, got \(backlog)", address: address)
+        }
+        let fd = as_socket(address.family.rawValue, Int32(SOCK_STREAM.rawValue), 0)
+        guard fd >= 0 else { throw SocketError.fromErrno("socket", address: address) }
+        do {
+            try configure(fd)
+            if address.withSockAddr({ Glibc.bind(fd, $0, $1) }) != 0 {
+                throw SocketError.fromErrno("bind", address: address)
+            }
+            if Glibc.listen(fd, Int32(clamping: backlog)) != 0 {
+                throw SocketError.fromErrno("listen", address: address)
+            }
+            guard let bound = SocketAddress.read({ getsockname(fd, $0, $1) }) ?? nil else {
+                throw SocketError.fromErrno("getsockname", address: address)
+            }
+            self.localAddress = address.family == .unix ? address : bound
+        } catch {
+            _ = Glibc.close(fd)
+            throw error
+        }
+        self.listener = Listener(descriptor: fd, address: localAddress, loop: .next())
+    }
+
+    deinit {
+        if let path = localAddress.unixPath, !listener.core.isClosed { unlink(path) }
+    }
+
+    /// Python's `socket.has_dualstack_ipv6()`: whether an IPv6 socket can also accept IPv4 connections here.
+    public static var hasDualStackIPv6: Bool {
+        let fd = as_socket(AF_INET6, Int32(SOCK_STREAM.rawValue), 0)
+        guard fd >= 0 else { return false }
+        defer { _ = Glibc.close(fd) }
+        var zero: Int32 = 0
+        return setsockopt(fd, Int32(IPPROTO_IPV6), IPV6_V6ONLY, &zero, socklen_t(MemoryLayout<Int32>.size)) == 0
+    }
+
+    /// The connected clients, one per iteration step, as they arrive.
+    ///
+    /// The sequence is pulled: the server accepts only when its consumer asks for the next client, so a
+    /// slow consumer leaves connections in the kernel's backlog instead of in memory. It ends (returns nil)
+    /// once ``close()`` is called (promptly, also for a pending `next()`) or when the iterating task is
+    /// cancelled. Transient accept errors are skipped; running out of descriptors backs off (10 ms doubling to
+    /// 1 s) and retries. Other errors end the iteration by throwing.
+    ///
+    /// Several tasks may iterate at once: they are served in FIFO order, and each connection goes to exactly one.
+    public var accepts: AcceptSequence { AcceptSequence(listener: listener) }
+
+    /// Accepts one client; `nil` once the server is closed or the task is cancelled (see ``accepts``).
+    public func accept() async throws -> AsyncSocket? {
+        try await listener.accept()
+    }
+
+    /// Whether ``close()`` has been called.
+    public var isClosed: Bool {
+        let core = listener.core
+        if core.loop.inLoop { return core.isClosed }
+        let result = Locked(false)
+        core.loop.executeAndWait { result.withLock { $0 = core.isClosed } }
+        return result.withLock { $0 }
+    }
+
+    /// Stops listening and closes the descriptor (removing a unix socket file). Idempotent. A pending
+    /// `next()` on ``accepts`` returns nil promptly. Returns after the descriptor is closed.
+    public func close() {
+        let core = listener.core
+        let path = localAddress.unixPath
+        core.loop.executeAndWait {
+            if !core.isClosed, let path { unlink(path) }
+            core.close()
+        }
+    }
+
+    // MARK: Setup helpers
+
+    private static func bindAddress(host: String, port: UInt16, family: SocketFamily) throws -> SocketAddress {
+        if host.utf8.contains(0) {
+            throw SocketError.invalidArgument("AsyncServer(host:port:)", "the host contains a NUL byte: \(host.debugDescription)")
+        }
+        if host.isEmpty {
+            return family == .ipv4 ? try SocketAddress(ipv4: "0.0.0.0", port: port) : try SocketAddress(ipv6: "::", port: port)
+        }
+        if let numeric = try? SocketAddress(numericHost: host, port: port) {
+            guard numeric.family == family else {
+                throw SocketError(code: EAFNOSUPPORT, operation: "bind", address: numeric,
+                                  detail: "\(host) is an \(numeric.family) address but the server's family is \(family)")
+            }
+            return numeric
+        }
+        switch SystemResolver.lookup(Endpoint(host: host, port: port)) {
+        case .success(let addresses):
+            guard let address = addresses.first(where: { $0.family == family }) else {
+                throw SocketError(code: EAFNOSUPPORT, operation: "resolve", detail: "\(host) has no \(family) address")
+            }
+            return address
+        case .failure(let error):
+            throw error
+        }
+    }
+
+    private static func setFlag(_ fd: Int32, _ level: Int32, _ name: Int32, _ value: Bool, _ label: String,
+                                _ address: SocketAddress) throws {
+        var raw: Int32 = value ? 1 : 0
+        if setsockopt(fd, level, name, &raw, socklen_t(MemoryLayout<Int32>.size)) != 0 {
+            throw SocketError.fromErrno("setsockopt", address: address, detail: label)
+        }
+    }
+}

@@ -1,0 +1,396 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+internal import CLibeventShim
+
+/// A connected stream socket (TCP or unix-domain), non-blocking underneath and `async` on top.
+///
+/// Python's `socket.socket` for stream sockets, made async: ``read(upTo:)`` is `recv`, ``write(_:)`` is
+/// `sendall`, ``shutdown(_:)`` and ``close()`` are what they say. Get one from
+/// ``connect(to:timeout:sourceAddress:allErrors:happyEyeballsDelay:resolver:)``, ``pair()`` or an
+/// ``AsyncServer``'s ``AsyncServer/accepts``.
+///
+/// ## Concurrency rules
+/// The socket is an actor that runs on its ``EventLoop``. It is safe to use from many tasks at once:
+/// - two tasks writing at once never interleave the bytes of their writes: each ``write(_:)`` holds the
+///   socket's write side until all its bytes are written, later writes wait their turn in FIFO order;
+/// - two tasks reading at once never lose or duplicate bytes: each read holds the read side for its
+///   duration (``read(exactly:)`` until it has all its bytes), later reads wait in FIFO order;
+/// - ``close()`` while another task waits in a read, write or connect makes that call throw promptly
+///   (``SocketError`` with `EBADF`);
+/// - cancelling a task that waits in any call makes the call throw `CancellationError` at once; the socket
+///   stays usable.
+///
+/// ## Timeouts
+/// ``timeout`` (Python's `settimeout`) bounds each call's waiting time: a read or write that makes no
+/// progress for that long throws ``SocketError`` with `ETIMEDOUT`. `nil` waits forever.
+///
+/// The descriptor is created with `SOCK_NONBLOCK | SOCK_CLOEXEC`; writes never raise `SIGPIPE`;
+/// TCP sockets have `TCP_NODELAY` set (use ``setOption(_:_:)`` to turn it off).
+/// A socket that is no longer referenced closes its descriptor.
+public actor AsyncSocket {
+    let core: SocketCore
+    /// The address this socket connected to, for error messages (nil for pairs and until known).
+    let peer: SocketAddress?
+
+    /// The default timeout of this socket's reads, writes and waits; `nil` waits forever.
+    /// Set by ``connect(to:timeout:sourceAddress:allErrors:happyEyeballsDelay:resolver:)``'s `timeout`.
+    public var timeout: Duration?
+
+    /// The event loop whose thread runs this socket.
+    public nonisolated var eventLoop: EventLoop { core.loop }
+
+    /// The socket's executor: its event loop.
+    public nonisolated var unownedExecutor: UnownedSerialExecutor { core.loop.asUnownedSerialExecutor() }
+
+    init(descriptor: Int32, loop: EventLoop = .next(), peer: SocketAddress? = nil, timeout: Duration? = nil) {
+        self.core = SocketCore(fd: descriptor, loop: loop)
+        self.peer = peer
+        self.timeout = timeout
+    }
+
+    /// Sets ``timeout``: `nil` waits forever; a zero or negative duration makes every call that would wait
+    /// throw `ETIMEDOUT` at once.
+    public func setTimeout(_ timeout: Duration?) {
+        self.timeout = timeout
+    }
+
+    /// The operating system's descriptor, or `-1` once closed. Use it for options this type does not
+    /// offer; do not close it or change its blocking mode.
+    public var descriptor: Int32 { core.fd }
+
+    /// Whether ``close()`` has been called.
+    public var isClosed: Bool { core.isClosed }
+
+    // MARK: Creating sockets
+
+    /// Connects to one resolved address (no lookup, no racing), like `socket.connect` on a new socket.
+    ///
+    /// - Parameters:
+    ///   - address: the IPv4, IPv6 or unix-domain address to connect to.
+    ///   - timeout: bounds the connect (``SocketError`` with `ETIMEDOUT` after it) and becomes the
+    ///     socket's ``timeout``. `nil` waits as long as the system does.
+    /// - Throws: ``SocketError`` naming `connect` and the address, or `CancellationError`.
+    public static func connect(to address: SocketAddress, timeout: Duration? = nil) async throws -> AsyncSocket {
+        try await connect(to: address, timeout: timeout, sourceAddress: nil)
+    }
+
+    static func connect(to address: SocketAddress, timeout: Duration?, sourceAddress: SocketAddress?) async throws -> AsyncSocket {
+        let fd = as_socket(address.family.rawValue, Int32(SOCK_STREAM.rawValue), 0)
+        guard fd >= 0 else { throw SocketError.fromErrno("socket", address: address) }
+        let socket = AsyncSocket(descriptor: fd, peer: address, timeout: timeout)
+        try await socket.finishConnect(to: address, sourceAddress: sourceAddress)
+        return socket
+    }
+
+    /// Python's `socket.socketpair()`: two connected unix-domain stream sockets.
+    ///
+    /// - Throws: ``SocketError`` (for example `EMFILE` when the process is out of descriptors).
+    public static func pair() throws -> (AsyncSocket, AsyncSocket) {
+        var fds: [Int32] = [-1, -1]
+        guard as_socketpair(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0, &fds) == 0 else {
+            throw SocketError.fromErrno("socketpair")
+        }
+        let loop = EventLoop.next()
+        return (AsyncSocket(descriptor: fds[0], loop: loop), AsyncSocket(descriptor: fds[1], loop: loop))
+    }
+
+    private func finishConnect(to address: SocketAddress, sourceAddress: SocketAddress?) async throws {
+        do {
+            if address.family != .unix { Self.setNoDelay(core.fd) }
+            if let sourceAddress {
+                if sourceAddress.family != address.family {
+                    throw SocketError(code: EAFNOSUPPORT, operation: "bind", address: sourceAddress,
+                                      detail: "the source address is \(sourceAddress.family), the destination \(address) is \(address.family)")
+                }
+                let rc = sourceAddress.withSockAddr { Glibc.bind(core.fd, $0, $1) }
+                if rc != 0 { throw SocketError.fromErrno("bind", address: sourceAddress, detail: "binding the source address before connecting to \(address)") }
+            }
+            let rc = address.withSockAddr { Glibc.connect(core.fd, $0, $1) }
+            if rc == 0 { return }
+            let code = errno
+            guard code == EINPROGRESS || code == EINTR else {
+                throw SocketError(code: code, operation: "connect", address: address)
+            }
+            switch await core.wait(.write, timeoutMicroseconds: Self.microseconds(timeout)) {
+            case .ready:
+                var error: Int32 = 0
+                var length = socklen_t(MemoryLayout<Int32>.size)
+                if getsockopt(core.fd, SOL_SOCKET, SO_ERROR, &error, &length) != 0 { error = errno }
+                if error != 0 { throw SocketError(code: error, operation: "connect", address: address) }
+            case .timedOut: throw SocketError.timedOut("connect", address: address, after: timeout)
+            case .cancelled: throw CancellationError()
+            case .closed: throw SocketError.closed("connect", address: address)
+            case .failed(let code): throw SocketError(code: code, operation: "connect", address: address, detail: "event_add failed")
+            }
+        } catch {
+            core.close()
+            throw error
+        }
+    }
+
+    static func setNoDelay(_ fd: Int32) {
+        var one: Int32 = 1
+        _ = setsockopt(fd, Int32(IPPROTO_TCP), TCP_NODELAY, &one, socklen_t(MemoryLayout<Int32>.size))
+    }
+
+    // MARK: Addresses
+
+    /// The address this socket is bound to (`getsockname`).
+    public var localAddress: SocketAddress {
+        get throws {
+            try checkOpen("localAddress")
+            let fd = core.fd
+            guard let result = SocketAddress.read({ getsockname(fd, $0, $1) }) else {
+                throw SocketError.fromErrno("getsockname")
+            }
+            guard let address = result else { throw SocketError(code: EAFNOSUPPORT, operation: "getsockname") }
+            return address
+        }
+    }
+
+    /// The address of the peer (`getpeername`); throws `ENOTCONN` when not connected.
+    public var remoteAddress: SocketAddress {
+        get throws {
+            try checkOpen("remoteAddress")
+            let fd = core.fd
+            guard let result = SocketAddress.read({ getpeername(fd, $0, $1) }) else {
+                throw SocketError.fromErrno("getpeername", address: peer)
+            }
+            guard let address = result else { throw SocketError(code: EAFNOSUPPORT, operation: "getpeername") }
+            return address
+        }
+    }
+
+    // MARK: Reading
+
+    /// Reads at least one and at most `maxBytes` bytes, waiting until some arrive (Python's `recv`).
+    ///
+    /// - Returns: the bytes read; an empty array only at end of stream (the peer shut down its write side
+    ///   or closed).
+    /// - Throws: ``SocketError`` (`EINVAL` when `maxBytes` is not positive, `ETIMEDOUT` after ``timeout``,
+    ///   `ECONNRESET`, `EBADF` after ``close()``), or `CancellationError`.
+    public func read(upTo maxBytes: Int) async throws -> [UInt8] {
+        guard maxBytes > 0 else {
+            throw SocketError.invalidArgument("read(upTo:)", "maxBytes must be positive, got \(maxBytes)", address: peer)
+        }
+        try await lock(.read, "read")
+        defer { core.release(.read) }
+        let scratch = core.loop.scratch
+        if maxBytes > scratch.count {
+            var bytes = [UInt8](repeating: 0, count: maxBytes)
+            let count = try await receive("read") { fd in bytes.withUnsafeMutableBytes { as_recv(fd, $0.baseAddress, UInt($0.count)) } }
+            bytes.removeLast(maxBytes - count)
+            return bytes
+        }
+        let count = try await receive("read") { fd in as_recv(fd, scratch.baseAddress, UInt(maxBytes)) }
+        return Array(UnsafeRawBufferPointer(rebasing: scratch[..<count]))
+    }
+
+    /// Reads at least one and at most `maxBytes` bytes and appends them to `buffer`, reusing its storage:
+    /// with enough reserved capacity, no allocation happens per call.
+    ///
+    /// - Returns: the number of bytes appended; `0` only at end of stream.
+    /// - Throws: as ``read(upTo:)``.
+    public func read(into buffer: inout [UInt8], upTo maxBytes: Int) async throws -> Int {
+        guard maxBytes > 0 else {
+            throw SocketError.invalidArgument("read(into:upTo:)", "maxBytes must be positive, got \(maxBytes)", address: peer)
+        }
+        try await lock(.read, "read")
+        defer { core.release(.read) }
+        let scratch = core.loop.scratch
+        let limit = min(maxBytes, scratch.count)
+        let count = try await receive("read") { fd in as_recv(fd, scratch.baseAddress, UInt(limit)) }
+        buffer.append(contentsOf: UnsafeRawBufferPointer(rebasing: scratch[..<count]))
+        return count
+    }
+
+    /// Reads exactly `count` bytes, waiting as long as it takes (and as ``timeout`` allows).
+    ///
+    /// - Throws: ``IncompleteReadError`` if the stream ends first (with the bytes that did arrive);
+    ///   otherwise as ``read(upTo:)``. `count` 0 returns `[]` at once; a negative count throws `EINVAL`.
+    public func read(exactly count: Int) async throws -> [UInt8] {
+        guard count >= 0 else {
+            throw SocketError.invalidArgument("read(exactly:)", "count must not be negative, got \(count)", address: peer)
+        }
+        if count == 0 { try checkOpen("read"); return [] }
+        try await lock(.read, "read")
+        defer { core.release(.read) }
+        var bytes = [UInt8](repeating: 0, count: count)
+        var filled = 0
+        while filled < count {
+            let start = filled
+            let n = try await receive("read") { fd in
+                bytes.withUnsafeMutableBytes { as_recv(fd, $0.baseAddress! + start, UInt(count - start)) }
+            }
+            if n == 0 {
+                throw IncompleteReadError(partial: Array(bytes[..<filled]), expected: count)
+            }
+            filled += n
+        }
+        return bytes
+    }
+
+    /// Repeats `attempt` (a `recv`) until it returns data or end of stream, waiting for readability on EAGAIN.
+    private func receive(_ operation: String, _ attempt: (Int32) -> Int) async throws -> Int {
+        var deadline: ContinuousClock.Instant?
+        while true {
+            let fd = core.fd
+            guard fd >= 0 else { throw SocketError.closed(operation, address: peer) }
+            let n = attempt(fd)
+            if n >= 0 { return n }
+            let code = errno
+            if code == EINTR { continue }
+            guard code == EAGAIN || code == EWOULDBLOCK else {
+                throw SocketError(code: code, operation: operation, address: peer)
+            }
+            try await waitFor(.read, operation, deadline: &deadline)
+        }
+    }
+
+    // MARK: Writing
+
+    /// Writes all of `bytes`, waiting for room as often as needed (Python's `sendall`).
+    ///
+    /// Writes from concurrent tasks never interleave: each call's bytes go out contiguously.
+    /// - Throws: ``SocketError`` (`EPIPE` or `ECONNRESET` when the peer is gone, `ETIMEDOUT` after
+    ///   ``timeout`` without progress, `EBADF` after ``close()``), or `CancellationError`. When it throws,
+    ///   an unknown prefix of the bytes may have been sent.
+    public func write(_ bytes: [UInt8]) async throws {
+        try await write(bytes[...])
+    }
+
+    /// Writes all of `bytes` (see ``write(_:)-([UInt8])``).
+    public func write(_ bytes: ArraySlice<UInt8>) async throws {
+        try await lock(.write, "write")
+        defer { core.release(.write) }
+        var offset = bytes.startIndex
+        var deadline: ContinuousClock.Instant?
+        if bytes.isEmpty { try checkOpen("write") }
+        while offset < bytes.endIndex {
+            let fd = core.fd
+            guard fd >= 0 else { throw SocketError.closed("write", address: peer) }
+            let n = bytes[offset...].withUnsafeBytes { as_send(fd, $0.baseAddress, UInt($0.count)) }
+            if n >= 0 {
+                offset += n
+                continue
+            }
+            let code = errno
+            if code == EINTR { continue }
+            guard code == EAGAIN || code == EWOULDBLOCK else {
+                throw SocketError(code: code, operation: "write", address: peer)
+            }
+            try await waitFor(.write, "write", deadline: &deadline)
+        }
+    }
+
+    /// Writes the UTF-8 bytes of `text` (see ``write(_:)-([UInt8])``).
+    public func write(_ text: String) async throws {
+        try await write(Array(text.utf8))
+    }
+
+    // MARK: Shutdown and close
+
+    /// Shuts down one or both directions (`shutdown(2)`): after ``ShutdownDirection/write`` the peer reads
+    /// end of stream once it has read everything sent before.
+    ///
+    /// - Throws: ``SocketError`` (`ENOTCONN` when not connected, `EBADF` after ``close()``).
+    public func shutdown(_ direction: ShutdownDirection) throws {
+        try checkOpen("shutdown")
+        let how: Int32
+        switch direction {
+        case .read: how = Int32(SHUT_RD)
+        case .write: how = Int32(SHUT_WR)
+        case .both: how = Int32(SHUT_RDWR)
+        }
+        if Glibc.shutdown(core.fd, how) != 0 {
+            throw SocketError.fromErrno("shutdown", address: peer, detail: "\(direction)")
+        }
+    }
+
+    /// Closes the socket. Idempotent. Calls waiting in ``read(upTo:)``, ``write(_:)-([UInt8])`` or a
+    /// connect throw ``SocketError`` with `EBADF` promptly; later calls throw the same.
+    public func close() {
+        core.close()
+    }
+
+    // MARK: Helpers
+
+    private func checkOpen(_ operation: String) throws {
+        if core.isClosed { throw SocketError.closed(operation, address: peer) }
+    }
+
+    private func lock(_ direction: IODirection, _ operation: String) async throws {
+        switch await core.acquire(direction) {
+        case .ready: return
+        case .cancelled: throw CancellationError()
+        case .closed: throw SocketError.closed(operation, address: peer)
+        case .timedOut: throw SocketError.timedOut(operation, address: peer, after: timeout)
+        case .failed(let code): throw SocketError(code: code, operation: operation, address: peer)
+        }
+    }
+
+    /// Waits for readiness, applying ``timeout`` as a deadline for the whole call.
+    private func waitFor(_ direction: IODirection, _ operation: String, deadline: inout ContinuousClock.Instant?) async throws {
+        var micros: Int64 = -1
+        if let timeout {
+            let end: ContinuousClock.Instant
+            if let deadline {
+                end = deadline
+            } else {
+                end = ContinuousClock.now.advanced(by: timeout)
+                deadline = end
+            }
+            micros = max(0, Self.microseconds(end - ContinuousClock.now))
+            if micros == 0 { throw SocketError.timedOut(operation, address: peer, after: timeout) }
+        }
+        switch await core.wait(direction, timeoutMicroseconds: micros) {
+        case .ready: return
+        case .timedOut: throw SocketError.timedOut(operation, address: peer, after: timeout)
+        case .cancelled: throw CancellationError()
+        case .closed: throw SocketError.closed(operation, address: peer)
+        case .failed(let code): throw SocketError(code: code, operation: operation, address: peer, detail: "event_add failed")
+        }
+    }
+
+    static func microseconds(_ duration: Duration?) -> Int64 {
+        guard let duration else { return -1 }
+        let (seconds, attoseconds) = duration.components
+        if seconds < 0 { return 0 }
+        let (product, overflow) = seconds.multipliedReportingOverflow(by: 1_000_000)
+        if overflow { return Int64.max / 2 }
+        return product + attoseconds / 1_000_000_000_000
+    }
+}
+
+/// The stream ended before ``AsyncSocket/read(exactly:)`` had all its bytes (Python asyncio's
+/// `IncompleteReadError`).
+public struct IncompleteReadError: Error, Sendable, CustomStringConvertible {
+    /// The bytes that did arrive before the end of stream.
+    public var partial: [UInt8]
+    /// How many bytes were asked for.
+    public var expected: Int
+
+    /// Creates the error.
+    public init(partial: [UInt8], expected: Int) {
+        self.partial = partial
+        self.expected = expected
+    }
+
+    /// `"read(exactly: N) reached end of stream after M bytes"`.
+    public var description: String {
+        "read(exactly: \(expected)) reached end of stream after \(partial.count) bytes"
+    }
+}
+
+/// Which direction ``AsyncSocket/shutdown(_:)`` shuts down.
+public enum ShutdownDirection: Sendable, Hashable {
+    /// No more reads (`SHUT_RD`).
+    case read
+    /// No more writes: the peer sees end of stream (`SHUT_WR`).
+    case write
+    /// Both (`SHUT_RDWR`).
+    case both
+}

@@ -1,0 +1,77 @@
+/*
+ * CLibeventShim: the only C surface that Swift sees.
+ *
+ * libevent's own headers are included in shim.c only: importing them into Swift clashes with Glibc
+ * over `fd_set` on clean builds. This header exposes opaque pointers, plain integers and one callback
+ * type, and declares the few Linux calls that Swift's Glibc module does not (accept4, eventfd).
+ */
+#ifndef C_LIBEVENT_SHIM_H
+#define C_LIBEVENT_SHIM_H
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Event flags, equal to libevent's EV_* values (checked by static assertions in shim.c). */
+enum {
+    AS_EV_TIMEOUT = 0x01,
+    AS_EV_READ = 0x02,
+    AS_EV_WRITE = 0x04,
+    AS_EV_PERSIST = 0x10,
+};
+
+/* Loop flags for as_base_loop. */
+enum {
+    AS_LOOP_ONCE = 0x01,     /* block until at least one event is active, run them, return */
+    AS_LOOP_NONBLOCK = 0x02, /* poll once without blocking */
+};
+
+/* Called by libevent on the loop thread: descriptor, AS_EV_* flags that fired, the registered argument. */
+typedef void (*as_event_callback)(int fd, short what, void *arg);
+
+/* An event_base without internal locking (every call is made on its loop thread). NULL on failure. */
+void *as_base_new(void);
+void as_base_free(void *base);
+/* event_base_loop with EVLOOP_NO_EXIT_ON_EMPTY added; returns libevent's result. */
+int as_base_loop(void *base, int flags);
+/* The backend's name ("epoll", "kqueue", ...). */
+const char *as_base_method(void *base);
+
+/* event_new; fd -1 makes a pure timer. NULL on failure. */
+void *as_event_new(void *base, int fd, short what, as_event_callback callback, void *arg);
+/* event_add with a relative timeout in microseconds; a negative timeout means none. 0 or -1. */
+int as_event_add(void *event, long long timeout_usec);
+/* event_del; 0 or -1. */
+int as_event_del(void *event);
+/* event_free (deletes the event first). */
+void as_event_free(void *event);
+
+/* socket(2) with SOCK_NONBLOCK | SOCK_CLOEXEC (fcntl where those flags do not exist), and
+ * SO_NOSIGPIPE where that exists. -1 and errno on failure. */
+int as_socket(int family, int type, int protocol);
+/* socketpair(2) with the same flags. */
+int as_socketpair(int family, int type, int protocol, int fds[2]);
+/* accept4(2) with SOCK_NONBLOCK | SOCK_CLOEXEC; address and length may be NULL. */
+int as_accept(int fd, void *address, unsigned int *address_length);
+/* send(2) that never raises SIGPIPE (MSG_NOSIGNAL). */
+long as_send(int fd, const void *bytes, unsigned long count);
+/* recv(2). */
+long as_recv(int fd, void *bytes, unsigned long count);
+/* A non-blocking, close-on-exec eventfd (a pipe's read end where eventfd does not exist);
+ * *write_fd receives the descriptor to write to (the same one for an eventfd). */
+int as_wakeup_fd(int *write_fd);
+/* Wake: write 8 bytes (an eventfd counter increment) to the write side. */
+void as_wakeup_signal(int write_fd);
+/* Drain the read side. */
+void as_wakeup_drain(int read_fd);
+
+/* Names the calling thread (at most 15 characters are kept on Linux). */
+void as_thread_set_name(const char *name);
+
+/* The calling thread's errno. */
+int as_errno(void);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
