@@ -60,6 +60,18 @@ let package = Package(
             dependencies: ["BenchSupport", .product(name: "AsyncSockets", package: "AsyncSockets")]
         ),
         .executableTarget(
+            name: "ConnectAsyncSockets",
+            dependencies: ["BenchSupport", .product(name: "AsyncSockets", package: "AsyncSockets")]
+        ),
+        .executableTarget(
+            name: "ConnectNIOAsync",
+            dependencies: [
+                "BenchSupport",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+            ]
+        ),
+        .executableTarget(
             name: "PairNIOAsync",
             dependencies: [
                 "BenchSupport",

@@ -92,7 +92,13 @@ def machine_info():
 CLIENT_ORDER = ["asyncsockets", "asyncsockets-loop", "nio-async", "flyingsocks", "c-loadgen"]
 CLIENT_SUBJECTS = ["asyncsockets", "asyncsockets-loop"]
 CLIENT_SCENS = ["cpp1", "cpp64"]
-SCEN_TITLES.update({"cpp1": "client: 1 conn × 64 B (same CPU)", "cpp64": "client: 64 conns × 64 B"})
+MICRO_ORDER = ["asyncsockets", "asyncsockets-loop", "nio-async"]
+MICRO_SCENS = ["pair", "pair-allocs", "connect"]
+LOWER_IS_BETTER.add("pair-allocs")
+SCEN_TITLES.update({"cpp1": "client: 1 conn × 64 B (same CPU)", "cpp64": "client: 64 conns × 64 B",
+                    "pair": "in-process ping-pong, 64 B",
+                    "pair-allocs": "mallocs per round trip, both ends (lower is better)",
+                    "connect": "connect + accept + close"})
 
 
 class Section:
@@ -163,7 +169,8 @@ class Section:
         lat = [x for x in self.scens if x not in LOWER_IS_BETTER and any((k, x) in self.p50 for k in self.impls)]
         if not lat:
             return
-        out.append("Ping-pong latency, p50 / p99 µs (median over rounds; lower is better):\n")
+        out.append("Latency per round trip (per cycle for connect), p50 / p99 µs (median over rounds; lower "
+                   "is better):\n")
         out += self.header("implementation", [SCEN_TITLES.get(x, x) for x in lat])
         for k in self.impls:
             cells = [f"{statistics.median(self.p50[(k, x)]):.1f} / {statistics.median(self.p99[(k, x)]):.1f}"
@@ -193,12 +200,23 @@ def main():
     ap.add_argument("--settings", default="")
     ap.add_argument("--cpu-a", default="0")
     ap.add_argument("--cpu-b", default="1")
+    ap.add_argument("--readme", help="replace the text between the results markers in this README")
     args = ap.parse_args()
 
     rows = [json.loads(line) for line in open(args.input) if line.strip()]
     rounds = {row["round"] for row in rows}
     servers = Section([r for r in rows if r.get("role", "server") == "server"], IMPL_ORDER, SCEN_ORDER)
     clients = Section([r for r in rows if r.get("role") == "client"], CLIENT_ORDER, CLIENT_SCENS)
+    micro_rows = []
+    for r in rows:
+        if r.get("role") != "micro":
+            continue
+        micro_rows.append(r)
+        if r["scenario"] == "pair" and "mallocs_per_rt" in r["result"]:
+            res = dict(r["result"], value=r["result"]["mallocs_per_rt"], unit="mallocs/rt")
+            res.pop("p50_us", None)
+            micro_rows.append(dict(r, scenario="pair-allocs", result=res))
+    micro = Section(micro_rows, MICRO_ORDER, MICRO_SCENS)
 
     info = machine_info()
     now = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
@@ -224,17 +242,45 @@ def main():
         clients.throughput(CLIENT_SUBJECTS, BASELINE, out)
         clients.latency(out)
         clients.cpu("CPU check, client CPU % / C echo server CPU % of wall time (max over rounds).", out)
-    errors = servers.errors + clients.errors
+    if micro.impls:
+        out.append(f"## In-process micro benchmarks (one process on CPU {args.cpu_a})\n")
+        out.append("Ping-pong over a socketpair, with malloccount.so preloaded: allocation calls are counted for "
+                   "both ends (the pinging task and the echoing task) over the measured window. Connect: a "
+                   "server and a client in the same process on 127.0.0.1; one cycle is connect, accept, the "
+                   "server closing, the client reading end of stream and closing.\n")
+        micro.throughput(["asyncsockets", "asyncsockets-loop"], BASELINE, out)
+        micro.latency(out)
+    errors = servers.errors + clients.errors + micro.errors
     if errors:
         out.append("## Failed or suspicious runs\n")
         out.extend(f"- {e}" for e in errors)
         out.append("")
     with open(args.markdown, "w") as f:
         f.write("\n".join(out))
+    if args.readme:
+        update_readme(args.readme, out)
 
     write_svg(args.svg, servers.impls, [x for x in servers.scens if x not in LOWER_IS_BETTER], servers.m, info, now)
     if errors:
         print(f"note: {len(errors)} run(s) failed; see {args.markdown}", file=sys.stderr)
+
+
+README_START = "<!-- results:start (written by run.sh --update-readme) -->"
+README_END = "<!-- results:end -->"
+
+
+def update_readme(path, lines):
+    """Copies the report (minus its title) between the markers of the README."""
+    text = open(path).read()
+    if README_START not in text or README_END not in text:
+        print(f"note: {path} has no results markers; not updated", file=sys.stderr)
+        return
+    head, rest = text.split(README_START, 1)
+    _, tail = rest.split(README_END, 1)
+    body = "\n".join(lines[1:]).replace("\n## ", "\n### ")
+    body += "\n![throughput relative to NIOAsyncChannel](results/latest.svg)\n"
+    with open(path, "w") as f:
+        f.write(head + README_START + "\n" + body + "\n" + README_END + tail)
 
 
 def write_svg(path, impls, scens, m, info, now):

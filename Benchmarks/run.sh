@@ -8,8 +8,10 @@
 # Usage: bash Benchmarks/run.sh [--quick] [--rounds N] [--seconds D] [--warmup W] [--no-build]
 #          [--impls asyncsockets,nio-async,nio-handler,flyingsocks,c-libevent]        (servers)
 #          [--clients asyncsockets,asyncsockets-loop,nio-async,flyingsocks,c-loadgen] (clients)
-#          [--scenarios pp1,pp64,pp256,allocs,idle,churn,bulk,cpp1,cpp64]
-#   --quick   1 round, 1 s measured (+0.3 s warm-up) per run: about a minute.
+#          [--micro asyncsockets,asyncsockets-loop,nio-async]                           (in-process)
+#          [--scenarios pp1,pp64,pp256,allocs,idle,churn,bulk,cpp1,cpp64,pair,connect] [--update-readme]
+#   --update-readme  also copy the report into Benchmarks/README.md (between its results markers)
+#   --quick   1 round, 1 s measured (+0.3 s warm-up) per run: about 2 minutes.
 #   default   3 rounds, 2.5 s measured (+0.7 s warm-up) per run: about 8-9 minutes. (allocs always runs
 #             1 s + 0.5 s: it counts allocations, a short window is enough; idle takes what it takes.)
 #
@@ -18,6 +20,9 @@
 # ping-pong measures the VM's idle-CPU wake-up latency, not the server.
 # Client scenarios (cpp1 cpp64): the C libevent echo server on CPU 1 and each ping-pong client on CPU 0
 # (both on CPU 0 for cpp1).
+# Micro scenarios, in one process on CPU 0: pair = 64-byte ping-pong over a socketpair with malloccount.so
+# preloaded (round trips/s and allocation calls per round trip); connect = connect + accept + close on
+# 127.0.0.1 (connections/s).
 set -euo pipefail
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -28,9 +33,11 @@ ROUNDS=3
 SECONDS_MEASURED=2.5
 WARMUP=0.7
 BUILD=1
+README_ARGS=()
 IMPLS="asyncsockets,nio-async,nio-handler,flyingsocks,c-libevent"
 CLIENTS="asyncsockets,asyncsockets-loop,nio-async,flyingsocks,c-loadgen"
-SCENARIOS="pp1,pp64,pp256,allocs,idle,churn,bulk,cpp1,cpp64"
+MICROS="asyncsockets,asyncsockets-loop,nio-async"
+SCENARIOS="pp1,pp64,pp256,allocs,idle,churn,bulk,cpp1,cpp64,pair,connect"
 while [[ $# -gt 0 ]]; do
     case "$1" in
         --quick) ROUNDS=1; SECONDS_MEASURED=1; WARMUP=0.3 ;;
@@ -39,9 +46,11 @@ while [[ $# -gt 0 ]]; do
         --warmup) WARMUP="$2"; shift ;;
         --impls) IMPLS="$2"; shift ;;
         --clients) CLIENTS="$2"; shift ;;
+        --micro) MICROS="$2"; shift ;;
         --scenarios) SCENARIOS="$2"; shift ;;
         --no-build) BUILD=0 ;;
-        -h|--help) sed -n '2,20p' "$0"; exit 0 ;;
+        --update-readme) README_ARGS=(--readme "$HERE/README.md") ;;
+        -h|--help) sed -n '2,24p' "$0"; exit 0 ;;
         *) echo "unknown option: $1" >&2; exit 2 ;;
     esac
     shift
@@ -62,6 +71,12 @@ JSONL="$RAW/run-$STAMP.jsonl"
 
 log() { printf '%s\n' "$*" >&2; }
 
+# The idle scenario holds 10,000 connections in the load generator and in the server.
+if [[ $(ulimit -n) != unlimited && $(ulimit -n) -lt 10100 ]]; then
+    ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+    [[ $(ulimit -n) == unlimited || $(ulimit -n) -ge 10100 ]] || log "note: ulimit -n is $(ulimit -n); the idle scenario needs 10100"
+fi
+
 # ---------- implementations ----------
 declare -A S_LABEL=(
     [asyncsockets]="AsyncSockets" [nio-async]="SwiftNIO NIOAsyncChannel" [nio-handler]="SwiftNIO ChannelHandler"
@@ -78,7 +93,11 @@ declare -A C_PRODUCT=(
     [asyncsockets]=PingAsyncSockets [asyncsockets-loop]=PingAsyncSockets [nio-async]=PingNIOAsync
     [flyingsocks]=PingFlyingSocks
 )
-declare -A S_CMD=() C_CMD=()
+declare -A M_LABEL=(
+    [asyncsockets]="AsyncSockets (plain tasks)" [asyncsockets-loop]="AsyncSockets (EventLoop.run)"
+    [nio-async]="SwiftNIO NIOAsyncChannel"
+)
+declare -A S_CMD=() C_CMD=() M_CMD=()
 
 # ---------- build ----------
 if [[ $BUILD -eq 1 ]]; then
@@ -110,11 +129,12 @@ build_product() {  # build_product PRODUCT -> 0 if the executable is there
 }
 
 IFS=, read -r -a SCENS <<< "$SCENARIOS"
-want_servers=0 want_clients=0
+want_servers=0 want_clients=0 want_micro=0
 for scen in "${SCENS[@]}"; do
     case "$scen" in
         pp1|pp64|pp256|allocs|idle|churn|bulk) want_servers=1 ;;
         cpp1|cpp64) want_clients=1 ;;
+        pair|connect) want_micro=1 ;;
         *) log "unknown scenario: $scen"; exit 2 ;;
     esac
 done
@@ -144,6 +164,24 @@ if [[ $want_clients -eq 1 ]]; then
             *) build_product "${C_PRODUCT[$key]}" || continue; C_CMD[$key]="$SWIFT_BIN/${C_PRODUCT[$key]}" ;;
         esac
         CLIENT_IMPLS+=("$key")
+    done
+fi
+
+MICRO_IMPLS=()
+if [[ $want_micro -eq 1 ]]; then
+    IFS=, read -r -a WANTED <<< "$MICROS"
+    for key in "${WANTED[@]}"; do
+        [[ -n "${M_LABEL[$key]:-}" ]] || { log "unknown micro implementation: $key"; exit 2; }
+        # M_CMD holds the pair command; the connect command is the same with Connect* for Pair*.
+        case "$key" in
+            asyncsockets|asyncsockets-loop) p=AsyncSockets ;;
+            nio-async) p=NIOAsync ;;
+        esac
+        build_product "Pair$p" || continue
+        [[ ",$SCENARIOS," == *,connect,* ]] && { build_product "Connect$p" || continue; }
+        M_CMD[$key]="$SWIFT_BIN/Pair$p"
+        [[ $key == asyncsockets-loop ]] && M_CMD[$key]+=" --loop"
+        MICRO_IMPLS+=("$key")
     done
 fi
 
@@ -214,7 +252,7 @@ run_one() {
         if [[ $scen == idle ]]; then extra="--server-pid $SERVER_PID"; limit=20; fi
         # shellcheck disable=SC2086
         result=$(timeout "$limit" taskset -c "${CLI_CPU[$scen]}" $client_cmd \
-            --port "$port" ${SCEN_ARGS[$scen]} $extra --seconds "$secs" --warmup "$warm" 2>>"$err" | tail -n 1) || true
+            --port "$port" ${SCEN_ARGS[$scen]} $extra --seconds "$secs" --warmup "$warm" 2>>"$err" | grep '^{"' | tail -n 1) || true
         cpu1=$(proc_cpu "$SERVER_PID")
         [[ "$result" == \{* ]] || result="{\"error\":\"client produced no result (crashed or timed out after ${limit}s)\"}"
         if [[ -n "$cpu0" && -n "$cpu1" ]]; then
@@ -229,11 +267,38 @@ run_one() {
     log "   $(printf '%-18s' "$key") $(sed -E 's/.*"value":([0-9.]+),"unit":"([^"]+)".*/\1 \2/; s/.*"error":"([^"]*)".*/ERROR \1/' <<< "$result")"
 }
 
-log "== running: rounds=$ROUNDS seconds=$SECONDS_MEASURED warmup=$WARMUP servers=${SERVERS[*]:-} clients=${CLIENT_IMPLS[*]:-}"
+# run_micro KEY SCENARIO ROUND: in-process benchmark (pair: with malloccount.so preloaded)
+run_micro() {
+    local key="$1" scen="$2" round="$3" counts="$RUNDIR/micro-$1-$2-$3.mallocs" result limit cmd
+    local preload=()
+    cmd="${M_CMD[$key]}"
+    if [[ $scen == connect ]]; then
+        cmd="${cmd/\/Pair//Connect}"
+    else
+        rm -f "$counts"
+        preload=(env "MALLOC_COUNT_FILE=$counts" "LD_PRELOAD=$CBIN/malloccount.so")
+    fi
+    limit=$(awk -v s="$SECONDS_MEASURED" -v w="$WARMUP" 'BEGIN { printf "%d", s + w + 6 }')
+    # shellcheck disable=SC2086
+    result=$("${preload[@]}" timeout "$limit" \
+        taskset -c "$CPU_A" $cmd --size 64 --seconds "$SECONDS_MEASURED" --warmup "$WARMUP" \
+        2>>"$RUNDIR/micro-$key-$scen-$round.err" | grep '^{"' | tail -n 1) || true
+    [[ "$result" == \{* ]] || result="{\"error\":\"no result (crashed or timed out after ${limit}s)\"}"
+    printf '{"role":"micro","impl":"%s","label":"%s","scenario":"%s","round":%d,"result":%s}\n' \
+        "$key" "${M_LABEL[$key]}" "$scen" "$round" "$result" >> "$JSONL"
+    log "   $(printf '%-18s' "$key") $(sed -E 's/.*"value":([0-9.]+),"unit":"([^"]+)".*/\1 \2/; s/.*"error":"([^"]*)".*/ERROR \1/' <<< "$result")"
+}
+
+log "== running: rounds=$ROUNDS seconds=$SECONDS_MEASURED warmup=$WARMUP servers=${SERVERS[*]:-} clients=${CLIENT_IMPLS[*]:-} micro=${MICRO_IMPLS[*]:-}"
 for scen in "${SCENS[@]}"; do
     for (( r = 1; r <= ROUNDS; r++ )); do
         log "-- $scen round $r/$ROUNDS"
-        if [[ $scen == cpp* ]]; then
+        if [[ $scen == pair || $scen == connect ]]; then
+            for key in "${MICRO_IMPLS[@]}"; do
+                run_micro "$key" "$scen" "$r"
+                sleep 0.2
+            done
+        elif [[ $scen == cpp* ]]; then
             for key in "${CLIENT_IMPLS[@]}"; do
                 run_one client "$key" "${C_LABEL[$key]}" "$scen" "$r" "$CBIN/echo" "${C_CMD[$key]}"
                 sleep 0.2
@@ -249,5 +314,6 @@ done
 
 python3 "$HERE/report.py" --input "$JSONL" --markdown "$HERE/results/latest.md" --svg "$HERE/results/latest.svg" \
     --command "bash Benchmarks/run.sh${ORIG_ARGS:+ $ORIG_ARGS}" \
-    --settings "rounds=$ROUNDS, seconds=$SECONDS_MEASURED, warmup=$WARMUP" --cpu-a "$CPU_A" --cpu-b "$CPU_B"
+    --settings "rounds=$ROUNDS, seconds=$SECONDS_MEASURED, warmup=$WARMUP" --cpu-a "$CPU_A" --cpu-b "$CPU_B" \
+    "${README_ARGS[@]}"
 cat "$HERE/results/latest.md"

@@ -114,7 +114,8 @@ extension String {
 }
 
 /// Prints the result line (same keys as loadgen's pingpong result).
-public func report(_ options: PingOptions, samples: [Samples], startedAt: UInt64, extra: String = "") {
+public func report(_ options: PingOptions, samples: [Samples], startedAt: UInt64, extra: String = "",
+                   unit: String = "rt/s", scenario: String = "pingpong") {
     var all = samples.flatMap(\.latencies)
     all.sort()
     func percentile(_ q: Double) -> Double {
@@ -135,8 +136,8 @@ public func report(_ options: PingOptions, samples: [Samples], startedAt: UInt64
         return "\(n < 0 ? "-" : "")\(abs(n) / scale)" + (digits == 0 ? "" : "." + String(repeating: "0", count: digits - fraction.count) + fraction)
     }
     let ops = all.count
-    print("{\"scenario\":\"pingpong\",\"conns\":\(options.conns),\"size\":\(options.size),\"seconds\":\(f(options.seconds, 3)),"
-          + "\"value\":\(f(Double(ops) / options.seconds)),\"unit\":\"rt/s\",\"ops\":\(ops),"
+    print("{\"scenario\":\"\(scenario)\",\"conns\":\(options.conns),\"size\":\(options.size),\"seconds\":\(f(options.seconds, 3)),"
+          + "\"value\":\(f(Double(ops) / options.seconds)),\"unit\":\"\(unit)\",\"ops\":\(ops),"
           + "\"p50_us\":\(f(percentile(0.5))),\"p99_us\":\(f(percentile(0.99))),\"mean_us\":\(f(mean)),\(extra)"
           + "\"errors\":0,\"cpu_user_s\":\(f(user, 3)),\"cpu_sys_s\":\(f(sys, 3)),\"wall_s\":\(f(wall, 3)),"
           + "\"cpu_pct\":\(f(wall > 0 ? 100 * (user + sys) / wall : 0))}")
@@ -153,6 +154,22 @@ public func ownMallocCount() -> UInt64? {
     var value: UInt64 = 0
     let n = withUnsafeMutableBytes(of: &value) { pread(fd, $0.baseAddress, 8, 0) }
     return n == 8 ? value : nil
+}
+
+/// Runs `cycle()` back to back until the window ends and reports cycles/s (for connect + accept + close).
+public func runInProcessCycles(_ options: PingOptions, startedAt: UInt64, unit: String, scenario: String,
+                               isolation: isolated (any Actor)? = #isolation,
+                               cycle: () async throws -> Void) async throws {
+    let window = Window(options)
+    var samples = Samples()
+    while true {
+        let t0 = nowNanoseconds()
+        try await cycle()
+        let t1 = nowNanoseconds()
+        if t1 >= window.end { break }
+        if t1 >= window.start { samples.latencies.append(t1 - t0) }
+    }
+    report(options, samples: [samples], startedAt: startedAt, unit: unit, scenario: scenario)
 }
 
 /// Runs an in-process ping-pong: `roundTrip(round)` performs one verified round trip. The window and the

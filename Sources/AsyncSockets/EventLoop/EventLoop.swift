@@ -30,7 +30,8 @@ public final class EventLoop: SerialExecutor, TaskExecutor, @unchecked Sendable,
     //   in `run()`, in libevent callbacks, or behind `precondition(inLoop)` / `enqueue`'s `inLoop` check).
 
     enum Job {
-        case task(UnownedJob)
+        /// A task's job; `prefersLoop` when the task prefers this loop as its task executor.
+        case task(UnownedJob, prefersLoop: Bool)
         case closure(() -> Void)
     }
 
@@ -52,10 +53,22 @@ public final class EventLoop: SerialExecutor, TaskExecutor, @unchecked Sendable,
     private var local: [Job] = []
     private var running: [Job] = []
     private var threadID = pthread_t()
+    private var resumingTaskPrefersLoop = false
+    private var serialExecutor: LoopSerialExecutor!
+    /// Jobs and closures run, and readiness polls made, since start (loop thread only; read racily by
+    /// benchmarks through `statistics`).
+    private var jobsRun = 0
+    private var polls = 0
+
+    /// Counters for benchmarks and tests: jobs run and readiness polls since the loop started. Read from
+    /// another thread the values may be slightly stale.
+    @_spi(Statistics) public var statistics: (jobs: Int, polls: Int) { (jobsRun, polls) }
 
     /// A buffer that reads on this loop's thread fill before copying out; one per loop, not per socket.
     let scratch: UnsafeMutableRawBufferPointer
     static let scratchSize = 64 * 1024
+    /// How many queued jobs run between two readiness polls at most.
+    static let jobsPerPoll = 256
 
     /// Creates a loop and starts its thread. Loops live as long as the process.
     init(name: String) {
@@ -70,6 +83,7 @@ public final class EventLoop: SerialExecutor, TaskExecutor, @unchecked Sendable,
         self.scratch = .allocate(byteCount: Self.scratchSize, alignment: 16)
         local.reserveCapacity(64)
         running.reserveCapacity(64)
+        serialExecutor = LoopSerialExecutor(loop: self)
 
         let started = Locked(false)
         let ready = Condition()
@@ -94,19 +108,42 @@ public final class EventLoop: SerialExecutor, TaskExecutor, @unchecked Sendable,
 
     // MARK: Executors
 
-    /// Enqueues a job to run on the loop thread (the `SerialExecutor` and `TaskExecutor` requirement).
+    /// Enqueues a job of a task that prefers this loop as its task executor (the `TaskExecutor` requirement).
     public func enqueue(_ job: consuming ExecutorJob) {
-        submit(.task(UnownedJob(job)))
+        submit(.task(UnownedJob(job), prefersLoop: true))
     }
 
-    /// This loop as the serial executor of the actors assigned to it.
+    /// Enqueues a job for an actor on this loop (the serial executor's requirement). Whether the job's task
+    /// prefers this loop is known when the job is a continuation that this loop resumes (see
+    /// `resume(_:with:prefersLoop:)`); other jobs run without a task executor.
+    fileprivate func enqueueIsolated(_ job: consuming ExecutorJob) {
+        submit(.task(UnownedJob(job), prefersLoop: inLoop && resumingTaskPrefersLoop))
+    }
+
+    /// The serial executor of the actors assigned to this loop (their `unownedExecutor`).
     public func asUnownedSerialExecutor() -> UnownedSerialExecutor {
-        UnownedSerialExecutor(ordinary: self)
+        serialExecutor.asUnownedSerialExecutor()
     }
 
     /// Traps unless called on the loop thread.
     public func checkIsolated() {
         precondition(inLoop, "expected to run on the event loop thread of \(self)")
+    }
+
+    /// Whether the current task prefers this loop as its task executor (`EventLoop.run`, `serve`).
+    var currentTaskPrefersLoop: Bool {
+        let mine = asUnownedTaskExecutor()
+        return withUnsafeCurrentTask { $0?.unownedTaskExecutor == mine }
+    }
+
+    /// Resumes a continuation of a task suspended on an actor of this loop, telling `enqueueIsolated` whether
+    /// that task prefers this loop, so the job runs with the right task executor and its next calls into
+    /// sockets on this loop need no extra hop. Loop thread only.
+    @inline(__always)
+    func resume<T: Sendable>(_ continuation: UnsafeContinuation<T, Never>, with value: T, prefersLoop: Bool) {
+        resumingTaskPrefersLoop = prefersLoop
+        continuation.resume(returning: value)
+        resumingTaskPrefersLoop = false
     }
 
     /// Runs `body` on the loop thread (soon, in order with other submitted work). Safe from any thread.
@@ -159,16 +196,24 @@ public final class EventLoop: SerialExecutor, TaskExecutor, @unchecked Sendable,
         let serial = asUnownedSerialExecutor()
         let task = asUnownedTaskExecutor()
         while true {
-            // Run what is queued now; jobs queued by these jobs run after the next readiness poll,
-            // so a busy socket cannot starve the others' I/O.
-            if !local.isEmpty {
+            // Run what is queued, including what those jobs queue (hops between actors and tasks on this
+            // loop), up to a budget; then poll for readiness, so that a busy socket cannot starve the others.
+            var budget = Self.jobsPerPoll
+            while !local.isEmpty && budget > 0 {
                 swap(&local, &running)
+                budget -= running.count
                 for job in running {
                     switch job {
-                    case .task(let job): job.runSynchronously(isolatedTo: serial, taskExecutor: task)
+                    case .task(let job, let prefersLoop):
+                        if prefersLoop {
+                            job.runSynchronously(isolatedTo: serial, taskExecutor: task)
+                        } else {
+                            job.runSynchronously(on: serial)
+                        }
                     case .closure(let body): body()
                     }
                 }
+                jobsRun &+= running.count
                 running.removeAll(keepingCapacity: true)
             }
             let idle: Bool = lock.withLock {
@@ -179,9 +224,34 @@ public final class EventLoop: SerialExecutor, TaskExecutor, @unchecked Sendable,
                 sleeping = local.isEmpty
                 return sleeping
             }
+            polls &+= 1
             _ = as_base_loop(base, Int32(idle ? AS_LOOP_ONCE : AS_LOOP_NONBLOCK))
             if idle { lock.withLock { sleeping = false } }
         }
+    }
+}
+
+/// The `SerialExecutor` of the actors on an ``EventLoop``: the same queue and thread as the loop itself, which
+/// is the `TaskExecutor`. Two objects, because the runtime calls `enqueue` on both protocols alike and the loop
+/// must know which one a job came through: a job enqueued on the task executor belongs to a task that prefers
+/// the loop, and runs with the loop as both its serial and task executor, so that its calls into actors on
+/// the loop switch without a hop.
+final class LoopSerialExecutor: SerialExecutor {
+    unowned(unsafe) let loop: EventLoop
+    // `unowned(unsafe)`: loops live as long as the process and own this executor.
+
+    init(loop: EventLoop) { self.loop = loop }
+
+    func enqueue(_ job: consuming ExecutorJob) {
+        loop.enqueueIsolated(job)
+    }
+
+    func asUnownedSerialExecutor() -> UnownedSerialExecutor {
+        UnownedSerialExecutor(ordinary: self)
+    }
+
+    func checkIsolated() {
+        loop.checkIsolated()
     }
 }
 

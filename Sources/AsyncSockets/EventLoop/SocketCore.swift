@@ -9,7 +9,8 @@ internal import CLibeventShim
 /// waiting in each direction and the FIFO of tasks queued for each direction's operation lock.
 ///
 /// Actors (``AsyncSocket``, the server's listener) own one each and run on the same loop, so their code,
-/// libevent's callbacks and cancellation hand-offs all touch it on the loop thread only.
+/// libevent's callbacks and cancellation hand-offs all touch it on the loop thread only. Its methods are
+/// synchronous: the actors suspend (see `LoopBound`) and hand it their continuations.
 ///
 /// ## Readiness
 /// A direction is registered with libevent the first time it has to wait, as a persistent, edge-triggered
@@ -35,6 +36,13 @@ final class SocketCore: @unchecked Sendable {
         let continuation: UnsafeContinuation<WaitOutcome, Never>
         /// A sleep: readiness edges do not end it, only its timer.
         let ignoresReadiness: Bool
+        /// The waiting task prefers the loop as its task executor (see `EventLoop.resume`).
+        let prefersLoop: Bool
+    }
+
+    @inline(__always)
+    private func resume(_ waiter: Waiter, _ outcome: WaitOutcome) {
+        loop.resume(waiter.continuation, with: outcome, prefersLoop: waiter.prefersLoop)
     }
 
     /// A FIFO lock for one direction: held across suspensions so that writes never interleave and reads
@@ -82,60 +90,61 @@ final class SocketCore: @unchecked Sendable {
         }
     }
 
-    // MARK: Waiting for readiness
+    // MARK: Waiting for readiness (driven by `LoopBound` actors; everything here is synchronous)
 
-    /// Waits until the descriptor is ready in `direction`, the timeout passes, the task is cancelled or the
-    /// socket is closed. Must be called on the loop thread (from an actor running on `loop`).
-    func wait(_ direction: IODirection, timeoutMicroseconds: Int64 = -1,
-              isolation: isolated (any Actor)? = #isolation) async -> WaitOutcome {
-        await suspend(direction, timeoutMicroseconds: timeoutMicroseconds, sleep: false)
-    }
-
-    /// Sleeps for `microseconds` on the loop (`.timedOut` when the time passed), or until cancelled or closed.
-    func sleep(microseconds: Int64, isolation: isolated (any Actor)? = #isolation) async -> WaitOutcome {
-        await suspend(.read, timeoutMicroseconds: microseconds, sleep: true)
-    }
-
-    private func suspend(_ direction: IODirection, timeoutMicroseconds: Int64, sleep: Bool,
-                         isolation: isolated (any Actor)? = #isolation) async -> WaitOutcome {
-        if fd < 0 { return .closed }
-        if Task.isCancelled { return .cancelled }
-        loop.checkIsolated()
+    /// A fresh identifier for a wait or a queued lock request, so that a late cancellation cannot hit a
+    /// later wait.
+    func makeWaitID() -> UInt64 {
         nextID &+= 1
-        let id = nextID
-        return await withTaskCancellationHandler {
-            // Capturing `isolation` keeps this closure isolated to the caller's actor (SE-0420): without it the
-            // closure would be nonisolated and hop off the loop thread before touching loop-confined state.
-            _ = isolation
-            return await withUnsafeContinuation { (continuation: UnsafeContinuation<WaitOutcome, Never>) in
-                // Registration and storing the waiter happen in one synchronous step on the loop thread: no
-                // readiness edge can be processed in between and lost.
-                if !sleep, let failure = register(direction) {
-                    continuation.resume(returning: failure)
-                    return
-                }
-                if timeoutMicroseconds >= 0 {
-                    let arg = Unmanaged.passUnretained(self).toOpaque()
-                    let armed = direction == .read
-                        ? readTimer.arm(base: loop.base, fd: -1, what: 0, timeoutMicroseconds: timeoutMicroseconds,
-                                        callback: readTimerCallback, arg: arg)
-                        : writeTimer.arm(base: loop.base, fd: -1, what: 0, timeoutMicroseconds: timeoutMicroseconds,
-                                         callback: writeTimerCallback, arg: arg)
-                    guard armed else {
-                        continuation.resume(returning: .failed(errno))
-                        return
-                    }
-                    retainWhileEventsExist()
-                }
-                let waiter = Waiter(id: id, continuation: continuation, ignoresReadiness: sleep)
-                switch direction {
-                case .read: readWaiter = waiter
-                case .write: writeWaiter = waiter
-                }
-            }
-        } onCancel: {
-            loop.execute { self.cancelWait(direction, id: id) }
+        return nextID
+    }
+
+    /// Readiness hints: whether `direction` may be ready. An edge sets the hint; an operation that found the
+    /// descriptor drained (`EAGAIN`, `EINPROGRESS`, a short read) clears it with ``markDrained(_:)`` before
+    /// waiting. A wait that starts while the hint is set returns at once, so an edge that arrived between the
+    /// failed syscall and the wait is never lost.
+    private var writeHint = true
+
+    /// Clears the readiness hint of `direction`: the last syscall found nothing to do.
+    func markDrained(_ direction: IODirection) {
+        switch direction {
+        case .read: readHint = false
+        case .write: writeHint = false
         }
+    }
+
+    /// Starts a wait: registers the direction if needed, arms the timeout, stores the waiter; or resumes
+    /// `continuation` at once (closed, already ready, libevent failure). Loop thread only.
+    func beginWait(_ direction: IODirection, id: UInt64, timeoutMicroseconds: Int64, sleep: Bool, prefersLoop: Bool,
+                   _ continuation: UnsafeContinuation<WaitOutcome, Never>) {
+        loop.checkIsolated()
+        if fd < 0 { return continuation.resume(returning: .closed) }
+        if !sleep {
+            let hinted = direction == .read ? readHint : writeHint
+            if hinted { return continuation.resume(returning: .ready) }
+            if let failure = register(direction) { return continuation.resume(returning: failure) }
+        }
+        if timeoutMicroseconds >= 0 {
+            let arg = Unmanaged.passUnretained(self).toOpaque()
+            let armed = direction == .read
+                ? readTimer.arm(base: loop.base, fd: -1, what: 0, timeoutMicroseconds: timeoutMicroseconds,
+                                callback: readTimerCallback, arg: arg)
+                : writeTimer.arm(base: loop.base, fd: -1, what: 0, timeoutMicroseconds: timeoutMicroseconds,
+                                 callback: writeTimerCallback, arg: arg)
+            guard armed else { return continuation.resume(returning: .failed(errno)) }
+            retainWhileEventsExist()
+        }
+        let waiter = Waiter(id: id, continuation: continuation, ignoresReadiness: sleep, prefersLoop: prefersLoop)
+        switch direction {
+        case .read: readWaiter = waiter
+        case .write: writeWaiter = waiter
+        }
+    }
+
+    /// Ends the wait `id` with `.cancelled` if it is still pending (a wait or a queued lock request).
+    /// Loop thread only: cancellation handlers reach it through `loop.execute`.
+    func cancel(_ direction: IODirection, id: UInt64) {
+        cancelWait(direction, id: id)
     }
 
     /// Registers the persistent edge-triggered event of `direction` if it is not yet registered.
@@ -172,12 +181,13 @@ final class SocketCore: @unchecked Sendable {
             guard let waiter = readWaiter, !waiter.ignoresReadiness else { return }
             readWaiter = nil
             readTimer.disarm()
-            waiter.continuation.resume(returning: .ready)
+            resume(waiter, .ready)
         case .write:
+            writeHint = true
             guard let waiter = writeWaiter else { return }
             writeWaiter = nil
             writeTimer.disarm()
-            waiter.continuation.resume(returning: .ready)
+            resume(waiter, .ready)
         }
     }
 
@@ -188,12 +198,12 @@ final class SocketCore: @unchecked Sendable {
             readTimer.fired()
             guard let waiter = readWaiter else { return }
             readWaiter = nil
-            waiter.continuation.resume(returning: .timedOut)
+            resume(waiter, .timedOut)
         case .write:
             writeTimer.fired()
             guard let waiter = writeWaiter else { return }
             writeWaiter = nil
-            waiter.continuation.resume(returning: .timedOut)
+            resume(waiter, .timedOut)
         }
     }
 
@@ -201,83 +211,83 @@ final class SocketCore: @unchecked Sendable {
         switch direction {
         case .read:
             guard let waiter = readWaiter, waiter.id == id else {
-                return cancelQueued(&readLock, id: id)
+                return cancelQueued(.read, id: id)
             }
             readWaiter = nil
             readTimer.disarm()
-            waiter.continuation.resume(returning: .cancelled)
+            resume(waiter, .cancelled)
         case .write:
             guard let waiter = writeWaiter, waiter.id == id else {
-                return cancelQueued(&writeLock, id: id)
+                return cancelQueued(.write, id: id)
             }
             writeWaiter = nil
             writeTimer.disarm()
-            waiter.continuation.resume(returning: .cancelled)
+            resume(waiter, .cancelled)
         }
     }
 
     // MARK: Operation locks
 
-    /// Takes the operation lock of `direction`, waiting in FIFO order behind earlier holders.
-    /// `.ready` when taken; `.cancelled` or `.closed` when the wait ended otherwise (the lock is not held).
+    /// Takes the operation lock of `direction` if it is free. Loop thread only.
     @inline(__always)
-    func acquire(_ direction: IODirection, isolation: isolated (any Actor)? = #isolation) async -> WaitOutcome {
-        if fd < 0 { return .closed }
+    func tryAcquire(_ direction: IODirection) -> Bool {
         switch direction {
         case .read:
-            if !readLock.held {
-                readLock.held = true
-                return .ready
-            }
+            if readLock.held { return false }
+            readLock.held = true
         case .write:
-            if !writeLock.held {
-                writeLock.held = true
-                return .ready
-            }
+            if writeLock.held { return false }
+            writeLock.held = true
         }
-        return await enqueue(direction)
+        return true
     }
 
-    private func enqueue(_ direction: IODirection, isolation: isolated (any Actor)? = #isolation) async -> WaitOutcome {
-        if Task.isCancelled { return .cancelled }
-        nextID &+= 1
-        let id = nextID
-        return await withTaskCancellationHandler {
-            // Capturing `isolation` keeps this closure isolated to the caller's actor (SE-0420): without it the
-            // closure would be nonisolated and hop off the loop thread before touching loop-confined state.
-            _ = isolation
-            return await withUnsafeContinuation { (continuation: UnsafeContinuation<WaitOutcome, Never>) in
-                let waiter = Waiter(id: id, continuation: continuation, ignoresReadiness: false)
-                switch direction {
-                case .read: readLock.queue.append(waiter)
-                case .write: writeLock.queue.append(waiter)
-                }
-            }
-        } onCancel: {
-            loop.execute { self.cancelWait(direction, id: id) }
+    /// Queues for the operation lock of `direction` (FIFO); `continuation` is resumed with `.ready` when the
+    /// lock is handed over, or `.cancelled`/`.closed`. Loop thread only.
+    func enqueueForLock(_ direction: IODirection, id: UInt64, prefersLoop: Bool,
+                        _ continuation: UnsafeContinuation<WaitOutcome, Never>) {
+        loop.checkIsolated()
+        if fd < 0 { return continuation.resume(returning: .closed) }
+        if tryAcquire(direction) { return continuation.resume(returning: .ready) }
+        let waiter = Waiter(id: id, continuation: continuation, ignoresReadiness: false, prefersLoop: prefersLoop)
+        switch direction {
+        case .read: readLock.queue.append(waiter)
+        case .write: writeLock.queue.append(waiter)
         }
     }
 
     /// Releases the operation lock of `direction`, handing it to the next queued task if any.
     @inline(__always)
     func release(_ direction: IODirection) {
+        let next: Waiter?
         switch direction {
-        case .read: Self.handOver(&readLock)
-        case .write: Self.handOver(&writeLock)
+        case .read: next = Self.handOver(&readLock)
+        case .write: next = Self.handOver(&writeLock)
         }
+        if let next { resume(next, .ready) }
     }
 
-    private static func handOver(_ lock: inout OperationLock) {
+    /// The next holder of `lock` (which stays held), or nil (and the lock is free).
+    private static func handOver(_ lock: inout OperationLock) -> Waiter? {
         if lock.queue.isEmpty {
             lock.held = false
-        } else {
-            lock.queue.removeFirst().continuation.resume(returning: .ready)
+            return nil
         }
+        return lock.queue.removeFirst()
     }
 
-    private func cancelQueued(_ lock: inout OperationLock, id: UInt64) {
-        guard let index = lock.queue.firstIndex(where: { $0.id == id }) else { return }
-        lock.queue.remove(at: index).continuation.resume(returning: .cancelled)
+    private func cancelQueued(_ direction: IODirection, id: UInt64) {
+        let removed: Waiter?
+        switch direction {
+        case .read: removed = Self.remove(id, from: &readLock)
+        case .write: removed = Self.remove(id, from: &writeLock)
+        }
+        if let removed { resume(removed, .cancelled) }
+    }
+
+    private static func remove(_ id: UInt64, from lock: inout OperationLock) -> Waiter? {
+        guard let index = lock.queue.firstIndex(where: { $0.id == id }) else { return nil }
+        return lock.queue.remove(at: index)
     }
 
     // MARK: Closing
@@ -294,16 +304,16 @@ final class SocketCore: @unchecked Sendable {
         fd = -1
         if let waiter = readWaiter {
             readWaiter = nil
-            waiter.continuation.resume(returning: .closed)
+            resume(waiter, .closed)
         }
         if let waiter = writeWaiter {
             writeWaiter = nil
-            waiter.continuation.resume(returning: .closed)
+            resume(waiter, .closed)
         }
         let queued = readLock.queue + writeLock.queue
         readLock.queue.removeAll()
         writeLock.queue.removeAll()
-        for waiter in queued { waiter.continuation.resume(returning: .closed) }
+        for waiter in queued { resume(waiter, .closed) }
         if retainedByEvents {
             retainedByEvents = false
             Unmanaged.passUnretained(self).release()

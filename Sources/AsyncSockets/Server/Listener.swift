@@ -6,8 +6,8 @@ import Darwin
 internal import CLibeventShim
 
 /// The listening descriptor of an ``AsyncServer``: an actor on the server's event loop that accepts.
-actor Listener {
-    let core: SocketCore
+actor Listener: LoopBound {
+    nonisolated let core: SocketCore
     let address: SocketAddress
 
     nonisolated var unownedExecutor: UnownedSerialExecutor { core.loop.asUnownedSerialExecutor() }
@@ -31,7 +31,7 @@ actor Listener {
     /// (`ECONNABORTED`, `EINTR`, `EPROTO`) are skipped; running out of descriptors (`EMFILE`, `ENFILE`,
     /// `ENOBUFS`, `ENOMEM`) backs off from 10 ms, doubling up to 1 s, and tries again.
     func accept() async throws -> AsyncSocket? {
-        switch await core.acquire(.read) {
+        switch await acquire(.read) {
         case .ready: break
         case .cancelled, .closed, .timedOut: return nil
         case .failed(let code): throw SocketError(code: code, operation: "accept", address: address)
@@ -52,7 +52,8 @@ actor Listener {
             let code = errno
             switch code {
             case EAGAIN, EWOULDBLOCK:
-                switch await core.wait(.read) {
+                core.markDrained(.read)
+                switch await waitReady(.read) {
                 case .ready, .timedOut: continue
                 case .cancelled, .closed: return nil
                 case .failed(let code): throw SocketError(code: code, operation: "accept", address: address, detail: "event_add failed")
@@ -60,7 +61,7 @@ actor Listener {
             case ECONNABORTED, EINTR, EPROTO:
                 continue
             case EMFILE, ENFILE, ENOBUFS, ENOMEM:
-                switch await core.sleep(microseconds: backoff) {
+                switch await sleepOnLoop(microseconds: backoff) {
                 case .ready, .timedOut:
                     backoff = min(backoff * 2, Self.maximumBackoff)
                     continue

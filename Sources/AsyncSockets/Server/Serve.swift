@@ -2,8 +2,11 @@ extension AsyncServer {
     /// Accepts clients until the server is closed or the task is cancelled, running `handler` for each in a
     /// child task of a discarding task group; returns when every handler has finished.
     ///
-    /// - Handlers run with the client's ``EventLoop`` as their preferred task executor, so their socket calls
-    ///   run on the loop thread without hopping threads. Each client is closed when its handler returns.
+    /// - The handler is isolated to its client (`isolated AsyncSocket`): its calls on `client` are plain calls on
+    ///   the client's own actor, and it runs with the client's ``EventLoop`` as its preferred task executor, so
+    ///   socket calls, readiness callbacks and resumptions all happen on the loop thread without a single hop.
+    ///   (Synchronous members such as `client.close()` need no `await` inside the handler.) Each client is
+    ///   closed when its handler returns.
     /// - An error thrown by one handler goes to `onError` (if given) and does not affect the others.
     /// - When the task is cancelled, or ``close()`` is called, accepting stops and the running handlers are
     ///   cancelled (their pending reads and writes throw `CancellationError`); `serve` returns once they are done.
@@ -15,23 +18,31 @@ extension AsyncServer {
     /// - Throws: an accept error that is not transient (see ``accepts``).
     public func serve(idleTimeout: Duration? = nil,
                       onError: (@Sendable (any Error, AsyncSocket) -> Void)? = nil,
-                      handler: @escaping @Sendable (AsyncSocket) async throws -> Void) async throws {
+                      handler: @escaping @Sendable (isolated AsyncSocket) async throws -> Void) async throws {
         let loop = eventLoop
         try await withTaskExecutorPreference(loop) {
             try await withThrowingDiscardingTaskGroup { group in
                 for try await client in accepts {
                     group.addTask(executorPreference: client.eventLoop) {
-                        do {
-                            if let idleTimeout { await client.setTimeout(idleTimeout) }
-                            try await handler(client)
-                        } catch {
-                            onError?(error, client)
-                        }
-                        await client.close()
+                        await client.run(idleTimeout: idleTimeout, handler, onError: onError)
                     }
                 }
                 group.cancelAll()
             }
         }
+    }
+}
+
+extension AsyncSocket {
+    /// Runs a `serve` handler isolated to this socket, then closes it.
+    fileprivate func run(idleTimeout: Duration?, _ handler: @Sendable (isolated AsyncSocket) async throws -> Void,
+                         onError: (@Sendable (any Error, AsyncSocket) -> Void)?) async {
+        if let idleTimeout { timeout = idleTimeout }
+        do {
+            try await handler(self)
+        } catch {
+            onError?(error, self)
+        }
+        close()
     }
 }

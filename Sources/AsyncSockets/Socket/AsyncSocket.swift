@@ -30,8 +30,8 @@ internal import CLibeventShim
 /// The descriptor is created with `SOCK_NONBLOCK | SOCK_CLOEXEC`; writes never raise `SIGPIPE`;
 /// TCP sockets have `TCP_NODELAY` set (use ``setOption(_:_:)`` to turn it off).
 /// A socket that is no longer referenced closes its descriptor.
-public actor AsyncSocket {
-    let core: SocketCore
+public actor AsyncSocket: LoopBound {
+    nonisolated let core: SocketCore
     /// The address this socket connected to, for error messages (nil for pairs and until known).
     let peer: SocketAddress?
 
@@ -118,7 +118,8 @@ public actor AsyncSocket {
             guard code == EINPROGRESS || code == EINTR else {
                 throw SocketError(code: code, operation: "connect", address: address)
             }
-            switch await core.wait(.write, timeoutMicroseconds: Self.microseconds(timeout)) {
+            core.markDrained(.write)
+            switch await waitReady(.write, timeoutMicroseconds: Self.microseconds(timeout)) {
             case .ready:
                 var error: Int32 = 0
                 var length = socklen_t(MemoryLayout<Int32>.size)
@@ -253,7 +254,7 @@ public actor AsyncSocket {
             }
             let n = attempt(fd)
             if n >= 0 {
-                if n > 0 && n < requested { core.readHint = false }
+                if n > 0 && n < requested { core.markDrained(.read) }
                 return n
             }
             let code = errno
@@ -261,7 +262,7 @@ public actor AsyncSocket {
             guard code == EAGAIN || code == EWOULDBLOCK else {
                 throw SocketError(code: code, operation: operation, address: peer)
             }
-            core.readHint = false
+            core.markDrained(.read)
         }
     }
 
@@ -297,6 +298,7 @@ public actor AsyncSocket {
             guard code == EAGAIN || code == EWOULDBLOCK else {
                 throw SocketError(code: code, operation: "write", address: peer)
             }
+            core.markDrained(.write)
             try await waitFor(.write, "write", deadline: &deadline)
         }
     }
@@ -338,7 +340,7 @@ public actor AsyncSocket {
     }
 
     private func lock(_ direction: IODirection, _ operation: String) async throws {
-        switch await core.acquire(direction) {
+        switch await acquire(direction) {
         case .ready: return
         case .cancelled: throw CancellationError()
         case .closed: throw SocketError.closed(operation, address: peer)
@@ -361,7 +363,7 @@ public actor AsyncSocket {
             micros = max(0, Self.microseconds(end - ContinuousClock.now))
             if micros == 0 { throw SocketError.timedOut(operation, address: peer, after: timeout) }
         }
-        switch await core.wait(direction, timeoutMicroseconds: micros) {
+        switch await waitReady(direction, timeoutMicroseconds: micros) {
         case .ready: return
         case .timedOut: throw SocketError.timedOut(operation, address: peer, after: timeout)
         case .cancelled: throw CancellationError()

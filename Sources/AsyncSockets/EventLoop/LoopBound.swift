@@ -1,0 +1,61 @@
+/// An actor that runs on an ``EventLoop`` and owns a `SocketCore`: the suspending half of readiness waits
+/// and operation locks. The methods are isolated to the actor itself (statically), so no call here can hop
+/// off the loop thread between a syscall that found nothing to do and the wait that follows it.
+protocol LoopBound: Actor {
+    nonisolated var core: SocketCore { get }
+}
+
+extension LoopBound {
+    /// Waits until the descriptor is ready in `direction`, `timeoutMicroseconds` pass (negative: never),
+    /// the task is cancelled or the socket is closed. Call it after ``SocketCore/markDrained(_:)``.
+    func waitReady(_ direction: IODirection, timeoutMicroseconds: Int64 = -1) async -> WaitOutcome {
+        await suspend(direction, timeoutMicroseconds: timeoutMicroseconds, sleep: false)
+    }
+
+    /// Sleeps on the loop's timer: `.timedOut` when the time passed, or `.cancelled`/`.closed`.
+    func sleepOnLoop(microseconds: Int64) async -> WaitOutcome {
+        await suspend(.read, timeoutMicroseconds: microseconds, sleep: true)
+    }
+
+    private func suspend(_ direction: IODirection, timeoutMicroseconds: Int64, sleep: Bool) async -> WaitOutcome {
+        let core = self.core
+        if core.isClosed { return .closed }
+        if Task.isCancelled { return .cancelled }
+        let id = core.makeWaitID()
+        let prefersLoop = core.loop.currentTaskPrefersLoop
+        return await withTaskCancellationHandler {
+            // `self.core`, not `core`: a closure in a generic actor context is isolated to the actor only when
+            // it captures `self` (SE-0420); without the capture it would run on the global executor.
+            await withUnsafeContinuation { continuation in
+                self.core.beginWait(direction, id: id, timeoutMicroseconds: timeoutMicroseconds, sleep: sleep,
+                                    prefersLoop: prefersLoop, continuation)
+            }
+        } onCancel: {
+            core.loop.execute { core.cancel(direction, id: id) }
+        }
+    }
+
+    /// Takes the FIFO operation lock of `direction`: `.ready` when held (release it with
+    /// ``SocketCore/release(_:)``), `.cancelled` or `.closed` otherwise.
+    @inline(__always)
+    func acquire(_ direction: IODirection) async -> WaitOutcome {
+        let core = self.core
+        if core.isClosed { return .closed }
+        if core.tryAcquire(direction) { return .ready }
+        return await queueForLock(direction)
+    }
+
+    private func queueForLock(_ direction: IODirection) async -> WaitOutcome {
+        let core = self.core
+        if Task.isCancelled { return .cancelled }
+        let id = core.makeWaitID()
+        let prefersLoop = core.loop.currentTaskPrefersLoop
+        return await withTaskCancellationHandler {
+            await withUnsafeContinuation { continuation in
+                self.core.enqueueForLock(direction, id: id, prefersLoop: prefersLoop, continuation)  // `self`: see `suspend`
+            }
+        } onCancel: {
+            core.loop.execute { core.cancel(direction, id: id) }
+        }
+    }
+}
