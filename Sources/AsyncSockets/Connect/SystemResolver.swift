@@ -154,6 +154,9 @@ final class ResolverPool: Sendable {
     private let condition = Condition()
     private let state = Locked(State())
 
+    /// How many threads wait for work now (for tests).
+    var idleThreads: Int { state.withLock { $0.idle } }
+
     func submit(_ request: LookupRequest) {
         let startThread: Bool = condition.withLockSignalOne {
             state.withLock { state in
