@@ -34,6 +34,39 @@ let package = Package(
             name: "EchoFlyingSocks",
             dependencies: [.product(name: "FlyingSocks", package: "FlyingFox")]
         ),
+
+        // Client-side ping-pong against the C echo server: same CLI and output as loadgen's pingpong.
+        .target(name: "BenchSupport"),
+        .executableTarget(
+            name: "PingAsyncSockets",
+            dependencies: ["BenchSupport", .product(name: "AsyncSockets", package: "AsyncSockets")]
+        ),
+        .executableTarget(
+            name: "PingNIOAsync",
+            dependencies: [
+                "BenchSupport",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+            ]
+        ),
+        .executableTarget(
+            name: "PingFlyingSocks",
+            dependencies: ["BenchSupport", .product(name: "FlyingSocks", package: "FlyingFox")]
+        ),
+
+        // In-process micro benchmarks: ping-pong over a socketpair, round trips/s and mallocs per round trip.
+        .executableTarget(
+            name: "PairAsyncSockets",
+            dependencies: ["BenchSupport", .product(name: "AsyncSockets", package: "AsyncSockets")]
+        ),
+        .executableTarget(
+            name: "PairNIOAsync",
+            dependencies: [
+                "BenchSupport",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+            ]
+        ),
     ],
     swiftLanguageModes: [.v6]
 )

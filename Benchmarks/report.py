@@ -29,13 +29,16 @@ COLORS = {
     "flyingsocks": "#37b24d",
     "c-libevent": "#7048e8",
 }
-SCEN_ORDER = ["pp1", "pp64", "pp256", "churn", "bulk"]
+SCEN_ORDER = ["pp1", "pp64", "pp256", "churn", "bulk", "allocs", "idle"]
+LOWER_IS_BETTER = {"allocs", "idle"}
 SCEN_TITLES = {
     "pp1": "1 conn × 64 B (same CPU)",
     "pp64": "64 conns × 64 B",
     "pp256": "256 conns × 4 KiB",
     "churn": "churn (16 in flight)",
     "bulk": "bulk (4 conns)",
+    "idle": "idle memory, 10k conns (lower is better)",
+    "allocs": "server mallocs per round trip, 64 conns × 64 B (lower is better)",
 }
 BASELINE = "nio-async"
 SUBJECT = "asyncsockets"
@@ -48,7 +51,9 @@ def fmt_value(v):
         return f"{v:,.0f}"
     if v >= 100:
         return f"{v:.0f}"
-    return f"{v:.1f}"
+    if v >= 10:
+        return f"{v:.1f}"
+    return f"{v:.2f}"
 
 
 def fmt_ratio(a, b):
@@ -84,115 +89,150 @@ def machine_info():
     }
 
 
+CLIENT_ORDER = ["asyncsockets", "asyncsockets-loop", "nio-async", "flyingsocks", "c-loadgen"]
+CLIENT_SUBJECTS = ["asyncsockets", "asyncsockets-loop"]
+CLIENT_SCENS = ["cpp1", "cpp64"]
+SCEN_TITLES.update({"cpp1": "client: 1 conn × 64 B (same CPU)", "cpp64": "client: 64 conns × 64 B"})
+
+
+class Section:
+    """Medians and tables for one role (servers driven by loadgen, or clients against the C server)."""
+
+    def __init__(self, rows, order, scen_order):
+        self.values, self.units, self.p50, self.p99 = {}, {}, {}, {}
+        self.lg_cpu, self.srv_cpu, self.errors, self.labels = {}, {}, [], {}
+        for row in rows:
+            key, scen, res = row["impl"], row["scenario"], row["result"]
+            self.labels[key] = row.get("label", LABELS.get(key, key))
+            if "error" in res:
+                self.errors.append(f"{self.labels[key]}, {scen}, round {row['round']}: {res['error']}")
+                continue
+            if res.get("stalled_conns"):
+                self.errors.append(f"{self.labels[key]}, {scen}, round {row['round']}: {res['stalled_conns']} of "
+                                   f"{res['conns']} connections completed no round trip in the measured window "
+                                   "(stuck: a lost wake-up?); the run is counted as measured")
+            self.values.setdefault((key, scen), []).append(res["value"])
+            self.units[scen] = res["unit"]
+            if "p50_us" in res:
+                self.p50.setdefault((key, scen), []).append(res["p50_us"])
+                self.p99.setdefault((key, scen), []).append(res["p99_us"])
+            self.lg_cpu.setdefault((key, scen), []).append(res.get("cpu_pct", 0.0))
+            if "server_cpu_s" in res and res.get("wall_s"):
+                self.srv_cpu.setdefault((key, scen), []).append(100.0 * res["server_cpu_s"] / res["wall_s"])
+        ran = {row["impl"] for row in rows}
+        self.impls = [k for k in order if k in ran] + sorted(ran - set(order))
+        seen = {row["scenario"] for row in rows}
+        self.scens = [x for x in scen_order if x in seen]
+        self.med = {k: statistics.median(v) for k, v in self.values.items()}
+
+    def m(self, key, scen):
+        return self.med.get((key, scen))
+
+    def label(self, key):
+        return self.labels.get(key, key)
+
+    def header(self, first, titles):
+        return [f"| {first} | " + " | ".join(titles) + " |", "|---" * (len(titles) + 1) + "|"]
+
+    def throughput(self, subjects, baseline, out):
+        out += self.header("implementation", [f"{SCEN_TITLES.get(x, x)} ({self.units.get(x, '')})" for x in self.scens])
+        for k in self.impls:
+            out.append(f"| {self.label(k)} | " + " | ".join(fmt_value(self.m(k, x)) for x in self.scens) + " |")
+        missing = [subj for subj in subjects if subj not in self.impls]
+        for subj in subjects:
+            if subj in missing:
+                continue
+            for peer in self.impls:
+                if peer in subjects:
+                    continue
+                out.append(f"| **{self.label(subj)} / {self.label(peer)}** | "
+                           + " | ".join(fmt_ratio(self.m(subj, x), self.m(peer, x)) for x in self.scens) + " |")
+        out.append("")
+        if missing:
+            out.append("_Did not run (not built, or every run failed): "
+                       + ", ".join(LABELS.get(x, x) for x in missing) + "._\n")
+        if baseline in self.impls:
+            out.append(f"Ratio of each implementation to {self.label(baseline)}:\n")
+            out += self.header("implementation", [SCEN_TITLES.get(x, x) for x in self.scens])
+            for k in self.impls:
+                out.append(f"| {self.label(k)} | "
+                           + " | ".join(fmt_ratio(self.m(k, x), self.m(baseline, x)) for x in self.scens) + " |")
+            out.append("")
+
+    def latency(self, out):
+        lat = [x for x in self.scens if x not in LOWER_IS_BETTER and any((k, x) in self.p50 for k in self.impls)]
+        if not lat:
+            return
+        out.append("Ping-pong latency, p50 / p99 µs (median over rounds; lower is better):\n")
+        out += self.header("implementation", [SCEN_TITLES.get(x, x) for x in lat])
+        for k in self.impls:
+            cells = [f"{statistics.median(self.p50[(k, x)]):.1f} / {statistics.median(self.p99[(k, x)]):.1f}"
+                     if (k, x) in self.p50 else "–" for x in lat]
+            out.append(f"| {self.label(k)} | " + " | ".join(cells) + " |")
+        out.append("")
+
+    def cpu(self, caption, out):
+        out.append(caption + "\n")
+        out += self.header("implementation", [SCEN_TITLES.get(x, x) for x in self.scens])
+        for k in self.impls:
+            cells = []
+            for x in self.scens:
+                lg = self.lg_cpu.get((k, x))
+                sv = self.srv_cpu.get((k, x))
+                cells.append((f"{max(lg):.0f}" if lg else "–") + " / " + (f"{max(sv):.0f}" if sv else "–"))
+            out.append(f"| {self.label(k)} | " + " | ".join(cells) + " |")
+        out.append("")
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--input", required=True)
     ap.add_argument("--markdown", required=True)
     ap.add_argument("--svg", required=True)
     ap.add_argument("--command", default="bash Benchmarks/run.sh")
-    ap.add_argument("--server-cpu", default="0")
-    ap.add_argument("--loadgen-cpu", default="1")
+    ap.add_argument("--settings", default="")
+    ap.add_argument("--cpu-a", default="0")
+    ap.add_argument("--cpu-b", default="1")
     args = ap.parse_args()
 
     rows = [json.loads(line) for line in open(args.input) if line.strip()]
-    values, units, p50, p99, lg_cpu, srv_cpu, errors, rounds = {}, {}, {}, {}, {}, {}, [], set()
-    for row in rows:
-        key, scen, res = row["impl"], row["scenario"], row["result"]
-        rounds.add(row["round"])
-        if "error" in res:
-            errors.append(f"{LABELS.get(key, key)}, {scen}, round {row['round']}: {res['error']}")
-            continue
-        values.setdefault((key, scen), []).append(res["value"])
-        units[scen] = res["unit"]
-        if "p50_us" in res:
-            p50.setdefault((key, scen), []).append(res["p50_us"])
-            p99.setdefault((key, scen), []).append(res["p99_us"])
-        lg_cpu.setdefault((key, scen), []).append(res.get("cpu_pct", 0.0))
-        if "server_cpu_s" in res and res.get("wall_s"):
-            srv_cpu.setdefault((key, scen), []).append(100.0 * res["server_cpu_s"] / res["wall_s"])
-
-    impls = [k for k in IMPL_ORDER if any(k == i for i, _ in values)] + sorted(
-        {i for i, _ in values} - set(IMPL_ORDER))
-    scens = [s for s in SCEN_ORDER if any(s == sc for _, sc in values)]
-    med = {k: statistics.median(v) for k, v in values.items()}
-
-    def m(key, scen):
-        return med.get((key, scen))
+    rounds = {row["round"] for row in rows}
+    servers = Section([r for r in rows if r.get("role", "server") == "server"], IMPL_ORDER, SCEN_ORDER)
+    clients = Section([r for r in rows if r.get("role") == "client"], CLIENT_ORDER, CLIENT_SCENS)
 
     info = machine_info()
     now = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-    out = []
-    out.append("# Echo server benchmarks\n")
-    out.append(f"Command: `{args.command}` — {now}, median of {len(rounds)} round(s), implementations "
-               "run alternately within each round.\n")
-    out.append(f"Machine: {info['nproc']} CPUs, {info['cpu']}, {info['kernel']}, {info['swift']}, "
-               f"libevent {info['libevent']}. Servers pinned to CPU {args.server_cpu}, load generator to CPU "
-               f"{args.loadgen_cpu} (same CPU {args.server_cpu} for the 1-connection scenario).\n")
-
-    out.append("## Throughput (higher is better)\n")
-    head = "| implementation | " + " | ".join(f"{SCEN_TITLES.get(s, s)} ({units.get(s, '')})" for s in scens) + " |"
-    out.append(head)
-    out.append("|---" * (len(scens) + 1) + "|")
-    for k in impls:
-        out.append(f"| {LABELS.get(k, k)} | " + " | ".join(fmt_value(m(k, s)) for s in scens) + " |")
-    if SUBJECT in impls:
-        for peer in impls:
-            if peer == SUBJECT:
-                continue
-            out.append(f"| **AsyncSockets / {LABELS.get(peer, peer)}** | "
-                       + " | ".join(fmt_ratio(m(SUBJECT, s), m(peer, s)) for s in scens) + " |")
-    else:
-        out.append("\n_AsyncSockets did not run (not built or failed), so there are no AsyncSockets ratios._")
-    out.append("")
-
-    if BASELINE in impls:
-        out.append(f"## Ratio to {LABELS[BASELINE]} (what the chart shows)\n")
-        out.append("| implementation | " + " | ".join(SCEN_TITLES.get(s, s) for s in scens) + " |")
-        out.append("|---" * (len(scens) + 1) + "|")
-        for k in impls:
-            out.append(f"| {LABELS.get(k, k)} | " + " | ".join(fmt_ratio(m(k, s), m(BASELINE, s)) for s in scens)
-                       + " |")
-        out.append("")
-
-    lat_scens = [s for s in scens if any((k, s) in p50 for k in impls) and s.startswith("pp")]
-    if lat_scens:
-        out.append("## Ping-pong latency, p50 / p99 µs (median over rounds; lower is better)\n")
-        out.append("| implementation | " + " | ".join(SCEN_TITLES.get(s, s) for s in lat_scens) + " |")
-        out.append("|---" * (len(lat_scens) + 1) + "|")
-        for k in impls:
-            cells = []
-            for s in lat_scens:
-                if (k, s) in p50:
-                    cells.append(f"{statistics.median(p50[(k, s)]):.1f} / {statistics.median(p99[(k, s)]):.1f}")
-                else:
-                    cells.append("–")
-            out.append(f"| {LABELS.get(k, k)} | " + " | ".join(cells) + " |")
-        out.append("")
-
-    out.append("## CPU check: load generator CPU % / server CPU % of wall time (max over rounds)\n")
-    out.append("The load generator's share includes the kernel's loopback TCP work it does on send(); "
-               "a server near 100% is saturated (the intended bottleneck). A load generator near 100% "
-               "while the server is well below means the generator limited that run.\n")
-    out.append("| implementation | " + " | ".join(SCEN_TITLES.get(s, s) for s in scens) + " |")
-    out.append("|---" * (len(scens) + 1) + "|")
-    for k in impls:
-        cells = []
-        for s in scens:
-            lg = max(lg_cpu.get((k, s), [0.0]) or [0.0])
-            sv = srv_cpu.get((k, s))
-            cells.append(f"{lg:.0f} / {max(sv):.0f}" if sv else f"{lg:.0f} / –")
-        out.append(f"| {LABELS.get(k, k)} | " + " | ".join(cells) + " |")
-    out.append("")
-
+    out = ["# Echo benchmarks\n",
+           f"Command: `{args.command}` ({args.settings}) — {now}. Median of {max(rounds) if rounds else 0} "
+           "round(s); within a round the implementations run one after another.\n",
+           f"Machine: {info['nproc']} CPUs, {info['cpu']}, {info['kernel']}, {info['swift']}, "
+           f"libevent {info['libevent']}.\n"]
+    if servers.impls:
+        out.append("## Servers (C load generator against each echo server; higher is better unless marked)\n")
+        out.append(f"Servers pinned to CPU {args.cpu_a}, load generator to CPU {args.cpu_b}; in the 1-connection "
+                   f"scenario both share CPU {args.cpu_a}.\n")
+        servers.throughput([SUBJECT], BASELINE, out)
+        servers.latency(out)
+        servers.cpu("CPU check, load generator CPU % / server CPU % of wall time (max over rounds). The "
+                    "generator's share includes the kernel's loopback TCP work done in its send() calls. A "
+                    "server near 100% is saturated (what we want to measure); a generator near 100% while the "
+                    "server is clearly below means that run was generator-bound and understates the server.", out)
+    if clients.impls:
+        out.append("## Clients (each ping-pong client against the C libevent echo server; higher is better)\n")
+        out.append(f"Clients pinned to CPU {args.cpu_a}, the C echo server to CPU {args.cpu_b}; in the "
+                   f"1-connection scenario both share CPU {args.cpu_a}.\n")
+        clients.throughput(CLIENT_SUBJECTS, BASELINE, out)
+        clients.latency(out)
+        clients.cpu("CPU check, client CPU % / C echo server CPU % of wall time (max over rounds).", out)
+    errors = servers.errors + clients.errors
     if errors:
-        out.append("## Failed runs\n")
+        out.append("## Failed or suspicious runs\n")
         out.extend(f"- {e}" for e in errors)
         out.append("")
-
     with open(args.markdown, "w") as f:
         f.write("\n".join(out))
 
-    write_svg(args.svg, impls, scens, m, info, now)
+    write_svg(args.svg, servers.impls, [x for x in servers.scens if x not in LOWER_IS_BETTER], servers.m, info, now)
     if errors:
         print(f"note: {len(errors)} run(s) failed; see {args.markdown}", file=sys.stderr)
 

@@ -1,19 +1,23 @@
 #!/usr/bin/env bash
-# One command for the echo-server benchmarks: builds everything (release), runs every scenario against
-# every implementation alternately (A B C D E, A B C D E, ...), and writes
-#   results/latest.md   medians, ratios, loadgen CPU check, machine info
-#   results/latest.svg  bar chart of throughput ratios vs SwiftNIO NIOAsyncChannel
-#   results/raw/        per-run JSON lines and server logs (git-ignored)
+# One command for the benchmarks: builds everything (release), runs every scenario against every
+# implementation alternately (A B C D E, A B C D E, ...), and writes
+#   results/latest.md   medians, ratios, latency, CPU check, machine info
+#   results/latest.svg  bar chart of server throughput ratios vs SwiftNIO NIOAsyncChannel
+#   results/raw/        per-run JSON lines, server logs, build logs (git-ignored)
 #
-# Usage: bash Benchmarks/run.sh [--quick] [--rounds N] [--seconds D] [--warmup W]
-#                               [--impls asyncsockets,nio-async,nio-handler,flyingsocks,c-libevent]
-#                               [--scenarios pp1,pp64,pp256,churn,bulk] [--no-build]
+# Usage: bash Benchmarks/run.sh [--quick] [--rounds N] [--seconds D] [--warmup W] [--no-build]
+#          [--impls asyncsockets,nio-async,nio-handler,flyingsocks,c-libevent]        (servers)
+#          [--clients asyncsockets,asyncsockets-loop,nio-async,flyingsocks,c-loadgen] (clients)
+#          [--scenarios pp1,pp64,pp256,allocs,idle,churn,bulk,cpp1,cpp64]
 #   --quick   1 round, 1 s measured (+0.3 s warm-up) per run: about a minute.
-#   default   3 rounds, 4 s measured (+1 s warm-up) per run: about 7 minutes for 5 implementations.
+#   default   3 rounds, 2.5 s measured (+0.7 s warm-up) per run: about 8-9 minutes. (allocs always runs
+#             1 s + 0.5 s: it counts allocations, a short window is enough; idle takes what it takes.)
 #
-# Pinning: servers run on CPU 0 (taskset -c 0). The load generator runs on CPU 1, except in the
-# 1-connection scenario where it shares CPU 0 with the server (cross-CPU single-connection ping-pong
-# measures the VM's idle-CPU wake-up latency, not the server).
+# Server scenarios (pp1 pp64 pp256 allocs idle churn bulk): each echo server runs on CPU 0 (taskset -c 0) and the C
+# load generator on CPU 1, except pp1 (1 connection) where both share CPU 0: cross-CPU single-connection
+# ping-pong measures the VM's idle-CPU wake-up latency, not the server.
+# Client scenarios (cpp1 cpp64): the C libevent echo server on CPU 1 and each ping-pong client on CPU 0
+# (both on CPU 0 for cpp1).
 set -euo pipefail
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -21,102 +25,143 @@ cd "$HERE"
 ORIG_ARGS="$*"
 
 ROUNDS=3
-SECONDS_MEASURED=4
-WARMUP=1
+SECONDS_MEASURED=2.5
+WARMUP=0.7
 BUILD=1
-QUICK=0
 IMPLS="asyncsockets,nio-async,nio-handler,flyingsocks,c-libevent"
-SCENARIOS="pp1,pp64,pp256,churn,bulk"
+CLIENTS="asyncsockets,asyncsockets-loop,nio-async,flyingsocks,c-loadgen"
+SCENARIOS="pp1,pp64,pp256,allocs,idle,churn,bulk,cpp1,cpp64"
 while [[ $# -gt 0 ]]; do
     case "$1" in
-        --quick) QUICK=1; ROUNDS=1; SECONDS_MEASURED=1; WARMUP=0.3 ;;
+        --quick) ROUNDS=1; SECONDS_MEASURED=1; WARMUP=0.3 ;;
         --rounds) ROUNDS="$2"; shift ;;
         --seconds) SECONDS_MEASURED="$2"; shift ;;
         --warmup) WARMUP="$2"; shift ;;
         --impls) IMPLS="$2"; shift ;;
+        --clients) CLIENTS="$2"; shift ;;
         --scenarios) SCENARIOS="$2"; shift ;;
         --no-build) BUILD=0 ;;
-        -h|--help) sed -n '2,16p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,20p' "$0"; exit 0 ;;
         *) echo "unknown option: $1" >&2; exit 2 ;;
     esac
     shift
 done
 
 NCPU=$(nproc)
-SERVER_CPU=0
-LOADGEN_CPU=$(( NCPU > 1 ? 1 : 0 ))
+CPU_A=0                           # servers in server scenarios, clients in client scenarios
+CPU_B=$(( NCPU > 1 ? 1 : 0 ))     # the C load generator / the C echo server
 
 CBIN="$HERE/.build/c"
+SWIFT_BIN="$HERE/.build/release"
 RAW="$HERE/results/raw"
-mkdir -p "$CBIN" "$RAW" "$HERE/results"
 STAMP=$(date -u +%Y%m%dT%H%M%SZ)
+RUNDIR="$RAW/$STAMP"   # server logs of this run; the JSON lines go to $RAW/run-$STAMP.jsonl
+mkdir -p "$CBIN" "$RUNDIR" "$HERE/results"
 JSONL="$RAW/run-$STAMP.jsonl"
 : > "$JSONL"
 
 log() { printf '%s\n' "$*" >&2; }
 
-# ---------- implementations: key -> label, executable ----------
-declare -A LABEL=(
-    [asyncsockets]="AsyncSockets"
-    [nio-async]="SwiftNIO NIOAsyncChannel"
-    [nio-handler]="SwiftNIO ChannelHandler"
-    [flyingsocks]="FlyingSocks"
-    [c-libevent]="C libevent"
+# ---------- implementations ----------
+declare -A S_LABEL=(
+    [asyncsockets]="AsyncSockets" [nio-async]="SwiftNIO NIOAsyncChannel" [nio-handler]="SwiftNIO ChannelHandler"
+    [flyingsocks]="FlyingSocks" [c-libevent]="C libevent"
 )
-declare -A PRODUCT=(
-    [asyncsockets]="EchoAsyncSockets"
-    [nio-async]="EchoNIOAsync"
-    [nio-handler]="EchoNIOHandler"
-    [flyingsocks]="EchoFlyingSocks"
+declare -A S_PRODUCT=(
+    [asyncsockets]=EchoAsyncSockets [nio-async]=EchoNIOAsync [nio-handler]=EchoNIOHandler [flyingsocks]=EchoFlyingSocks
 )
-declare -A BIN=()
+declare -A C_LABEL=(
+    [asyncsockets]="AsyncSockets (plain tasks)" [asyncsockets-loop]="AsyncSockets (EventLoop.run)"
+    [nio-async]="SwiftNIO NIOAsyncChannel" [flyingsocks]="FlyingSocks" [c-loadgen]="C epoll (loadgen)"
+)
+declare -A C_PRODUCT=(
+    [asyncsockets]=PingAsyncSockets [asyncsockets-loop]=PingAsyncSockets [nio-async]=PingNIOAsync
+    [flyingsocks]=PingFlyingSocks
+)
+declare -A S_CMD=() C_CMD=()
 
 # ---------- build ----------
 if [[ $BUILD -eq 1 ]]; then
-    log "== building C load generator and C libevent echo server"
+    log "== building the C load generator and the C libevent echo server (cc -O2)"
     cc -O2 -Wall -o "$CBIN/loadgen" loadgen/loadgen.c
     # shellcheck disable=SC2046
     cc -O2 -Wall -o "$CBIN/echo" c-libevent-echo/echo.c $(pkg-config --cflags --libs libevent)
+    cc -O2 -Wall -shared -fPIC -o "$CBIN/malloccount.so" malloccount/malloccount.c
 fi
-SWIFT_BIN="$HERE/.build/release"
-AVAILABLE=()
-IFS=, read -r -a WANTED <<< "$IMPLS"
-for key in "${WANTED[@]}"; do
-    if [[ -z "${LABEL[$key]:-}" ]]; then log "unknown implementation: $key"; exit 2; fi
-    if [[ $key == c-libevent ]]; then
-        BIN[$key]="$CBIN/echo"
-    else
-        product="${PRODUCT[$key]}"
-        if [[ $BUILD -eq 1 ]]; then
-            log "== swift build -c release --product $product"
-            if ! swift build -c release --package-path "$HERE" --product "$product" > "$RAW/build-$product.log" 2>&1; then
-                log "!! $product failed to build (see results/raw/build-$product.log); skipping ${LABEL[$key]}"
-                grep -m 5 'error:' "$RAW/build-$product.log" >&2 || true
-                continue
-            fi
-        fi
-        BIN[$key]="$SWIFT_BIN/$product"
-    fi
-    if [[ -x "${BIN[$key]}" ]]; then
-        AVAILABLE+=("$key")
-    else
-        log "!! ${BIN[$key]} missing; skipping ${LABEL[$key]}"
-    fi
-done
-if [[ ! -x "$CBIN/loadgen" ]]; then log "load generator missing (run without --no-build)"; exit 1; fi
-if [[ ${#AVAILABLE[@]} -eq 0 ]]; then log "nothing to run"; exit 1; fi
+[[ -x "$CBIN/loadgen" && -x "$CBIN/echo" && -f "$CBIN/malloccount.so" ]] || { log "C programs missing (run without --no-build)"; exit 1; }
 
-# ---------- scenarios: key -> loadgen arguments, loadgen CPU ----------
+declare -A BUILT=()
+build_product() {  # build_product PRODUCT -> 0 if the executable is there
+    local product="$1"
+    if [[ -n "${BUILT[$product]:-}" ]]; then [[ "${BUILT[$product]}" == ok ]]; return; fi
+    if [[ $BUILD -eq 1 ]]; then
+        log "== swift build -c release --product $product"
+        if ! swift build -c release --package-path "$HERE" --product "$product" > "$RAW/build-$product.log" 2>&1; then
+            log "!! $product failed to build (see Benchmarks/results/raw/build-$product.log); skipping it"
+            grep -m 5 'error:' "$RAW/build-$product.log" >&2 || true
+            BUILT[$product]=failed
+            return 1
+        fi
+    fi
+    if [[ -x "$SWIFT_BIN/$product" ]]; then BUILT[$product]=ok; return 0; fi
+    log "!! $SWIFT_BIN/$product missing; skipping it"
+    BUILT[$product]=failed
+    return 1
+}
+
+IFS=, read -r -a SCENS <<< "$SCENARIOS"
+want_servers=0 want_clients=0
+for scen in "${SCENS[@]}"; do
+    case "$scen" in
+        pp1|pp64|pp256|allocs|idle|churn|bulk) want_servers=1 ;;
+        cpp1|cpp64) want_clients=1 ;;
+        *) log "unknown scenario: $scen"; exit 2 ;;
+    esac
+done
+
+SERVERS=()
+if [[ $want_servers -eq 1 ]]; then
+    IFS=, read -r -a WANTED <<< "$IMPLS"
+    for key in "${WANTED[@]}"; do
+        [[ -n "${S_LABEL[$key]:-}" ]] || { log "unknown server implementation: $key"; exit 2; }
+        if [[ $key == c-libevent ]]; then
+            S_CMD[$key]="$CBIN/echo"
+        else
+            build_product "${S_PRODUCT[$key]}" || continue
+            S_CMD[$key]="$SWIFT_BIN/${S_PRODUCT[$key]}"
+        fi
+        SERVERS+=("$key")
+    done
+fi
+CLIENT_IMPLS=()
+if [[ $want_clients -eq 1 ]]; then
+    IFS=, read -r -a WANTED <<< "$CLIENTS"
+    for key in "${WANTED[@]}"; do
+        [[ -n "${C_LABEL[$key]:-}" ]] || { log "unknown client implementation: $key"; exit 2; }
+        case "$key" in
+            c-loadgen) C_CMD[$key]="$CBIN/loadgen --scenario pingpong" ;;
+            asyncsockets-loop) build_product PingAsyncSockets || continue; C_CMD[$key]="$SWIFT_BIN/PingAsyncSockets --loop" ;;
+            *) build_product "${C_PRODUCT[$key]}" || continue; C_CMD[$key]="$SWIFT_BIN/${C_PRODUCT[$key]}" ;;
+        esac
+        CLIENT_IMPLS+=("$key")
+    done
+fi
+
+# ---------- scenarios ----------
 declare -A SCEN_ARGS=(
     [pp1]="--scenario pingpong --conns 1 --size 64"
     [pp64]="--scenario pingpong --conns 64 --size 64"
     [pp256]="--scenario pingpong --conns 256 --size 4096"
     [churn]="--scenario churn --conns 16"
+    [idle]="--scenario idle --conns 10000"
+    [allocs]="--scenario pingpong --conns 64 --size 64"
     [bulk]="--scenario bulk --conns 4"
+    [cpp1]="--conns 1 --size 64"
+    [cpp64]="--conns 64 --size 64"
 )
-declare -A SCEN_CPU=(
-    [pp1]=$SERVER_CPU [pp64]=$LOADGEN_CPU [pp256]=$LOADGEN_CPU [churn]=$LOADGEN_CPU [bulk]=$LOADGEN_CPU
-)
+# CPU of the server / of the client per scenario
+declare -A SRV_CPU=([pp1]=$CPU_A [pp64]=$CPU_A [pp256]=$CPU_A [allocs]=$CPU_A [idle]=$CPU_A [churn]=$CPU_A [bulk]=$CPU_A [cpp1]=$CPU_A [cpp64]=$CPU_B)
+declare -A CLI_CPU=([pp1]=$CPU_A [pp64]=$CPU_B [pp256]=$CPU_B [allocs]=$CPU_B [idle]=$CPU_B [churn]=$CPU_B [bulk]=$CPU_B [cpp1]=$CPU_A [cpp64]=$CPU_A)
 
 SERVER_PID=""
 cleanup() {
@@ -127,66 +172,82 @@ cleanup() {
 }
 trap cleanup EXIT INT TERM
 
-# Server CPU seconds (utime + stime) from /proc, or empty.
-server_cpu() {
+# CPU seconds (utime + stime) of a process from /proc, or empty.
+proc_cpu() {
     local stat
     stat=$(cat "/proc/$1/stat" 2>/dev/null) || return 0
-    # fields after the ")" of comm: state is $1, utime is $12, stime is $13
-    stat="${stat##*) }"
+    stat="${stat##*) }"   # fields after "(comm) ": state is $1, utime $12, stime $13
     awk -v tck="$(getconf CLK_TCK)" '{ printf "%.3f", ($12 + $13) / tck }' <<< "$stat"
 }
 
-# run_one IMPL SCENARIO ROUND -> appends one JSON line to $JSONL
+# run_one ROLE KEY LABEL SCEN ROUND SERVER_CMD CLIENT_CMD -> appends one JSON line to $JSONL
 run_one() {
-    local key="$1" scen="$2" round="$3"
-    local out="$RAW/server-$key-$scen-$round.out" err="$RAW/server-$key-$scen-$round.err"
-    taskset -c "$SERVER_CPU" "${BIN[$key]}" 0 > "$out" 2> "$err" &
+    local role="$1" key="$2" label="$3" scen="$4" round="$5" server_cmd="$6" client_cmd="$7"
+    local out="$RUNDIR/$role-$key-$scen-$round.out" err="$RUNDIR/$role-$key-$scen-$round.err"
+    : > "$out"
+    local preload=() extra=""
+    if [[ $scen == allocs ]]; then
+        # count the server's allocation calls; loadgen reads the counter at the window's start and end
+        local counts="$RUNDIR/$role-$key-$scen-$round.mallocs"
+        rm -f "$counts"
+        preload=(env "MALLOC_COUNT_FILE=$counts" "LD_PRELOAD=$CBIN/malloccount.so")
+        extra="--malloc-file $counts"
+    fi
+    # shellcheck disable=SC2086
+    "${preload[@]}" taskset -c "${SRV_CPU[$scen]}" $server_cmd 0 > "$out" 2> "$err" &
     SERVER_PID=$!
-    local port="" i
+    local port="" i result
     for (( i = 0; i < 200; i++ )); do
-        if port=$(sed -n 's/^listening \([0-9][0-9]*\)$/\1/p' "$out" 2>/dev/null | head -n 1) && [[ -n "$port" ]]; then break; fi
-        if ! kill -0 "$SERVER_PID" 2>/dev/null; then break; fi
+        port=$(sed -n 's/^listening \([0-9][0-9]*\)$/\1/p' "$out" | head -n 1)
+        [[ -n "$port" ]] && break
+        kill -0 "$SERVER_PID" 2>/dev/null || break
         sleep 0.05
     done
-    local result
     if [[ -z "$port" ]]; then
         result='{"error":"server did not print listening PORT"}'
         log "   $key: server did not start: $(head -c 300 "$err")"
     else
-        local cpu0 cpu1
-        cpu0=$(server_cpu "$SERVER_PID")
+        local cpu0 cpu1 limit secs="$SECONDS_MEASURED" warm="$WARMUP"
+        cpu0=$(proc_cpu "$SERVER_PID")
+        if [[ $scen == allocs ]]; then secs=1; warm=0.5; fi
+        limit=$(awk -v s="$secs" -v w="$warm" 'BEGIN { printf "%d", s + w + 6 }')
+        if [[ $scen == idle ]]; then extra="--server-pid $SERVER_PID"; limit=20; fi
         # shellcheck disable=SC2086
-        result=$(timeout $(( ${SECONDS_MEASURED%.*} + 60 )) taskset -c "${SCEN_CPU[$scen]}" "$CBIN/loadgen" \
-            --port "$port" ${SCEN_ARGS[$scen]} --seconds "$SECONDS_MEASURED" --warmup "$WARMUP" 2>&1 | tail -n 1) || true
-        cpu1=$(server_cpu "$SERVER_PID")
-        [[ "$result" == \{* ]] || result="{\"error\":\"loadgen produced no result: ${result//\"/\'}\"}"
+        result=$(timeout "$limit" taskset -c "${CLI_CPU[$scen]}" $client_cmd \
+            --port "$port" ${SCEN_ARGS[$scen]} $extra --seconds "$secs" --warmup "$warm" 2>>"$err" | tail -n 1) || true
+        cpu1=$(proc_cpu "$SERVER_PID")
+        [[ "$result" == \{* ]] || result="{\"error\":\"client produced no result (crashed or timed out after ${limit}s)\"}"
         if [[ -n "$cpu0" && -n "$cpu1" ]]; then
-            result="${result%\}},\"server_cpu_s\":$(awk -v a="$cpu0" -v b="$cpu1" 'BEGIN{printf "%.3f", b - a}')}"
+            result="${result%\}},\"server_cpu_s\":$(awk -v a="$cpu0" -v b="$cpu1" 'BEGIN { printf "%.3f", b - a }')}"
         fi
     fi
     kill "$SERVER_PID" 2>/dev/null || true
     wait "$SERVER_PID" 2>/dev/null || true
     SERVER_PID=""
-    printf '{"impl":"%s","label":"%s","scenario":"%s","round":%d,"result":%s}\n' \
-        "$key" "${LABEL[$key]}" "$scen" "$round" "$result" >> "$JSONL"
-    log "   $(printf '%-13s' "$key") $(sed -E 's/.*"value":([0-9.]+),"unit":"([^"]+)".*/\1 \2/; s/.*"error":"([^"]*)".*/ERROR \1/' <<< "$result")"
+    printf '{"role":"%s","impl":"%s","label":"%s","scenario":"%s","round":%d,"result":%s}\n' \
+        "$role" "$key" "$label" "$scen" "$round" "$result" >> "$JSONL"
+    log "   $(printf '%-18s' "$key") $(sed -E 's/.*"value":([0-9.]+),"unit":"([^"]+)".*/\1 \2/; s/.*"error":"([^"]*)".*/ERROR \1/' <<< "$result")"
 }
 
-IFS=, read -r -a SCENS <<< "$SCENARIOS"
-log "== running: rounds=$ROUNDS seconds=$SECONDS_MEASURED warmup=$WARMUP implementations=${AVAILABLE[*]}"
+log "== running: rounds=$ROUNDS seconds=$SECONDS_MEASURED warmup=$WARMUP servers=${SERVERS[*]:-} clients=${CLIENT_IMPLS[*]:-}"
 for scen in "${SCENS[@]}"; do
-    if [[ -z "${SCEN_ARGS[$scen]:-}" ]]; then log "unknown scenario: $scen"; exit 2; fi
     for (( r = 1; r <= ROUNDS; r++ )); do
         log "-- $scen round $r/$ROUNDS"
-        for key in "${AVAILABLE[@]}"; do
-            run_one "$key" "$scen" "$r"
-            sleep 0.2 # let TIME_WAIT/socket teardown of the previous run settle a little
-        done
+        if [[ $scen == cpp* ]]; then
+            for key in "${CLIENT_IMPLS[@]}"; do
+                run_one client "$key" "${C_LABEL[$key]}" "$scen" "$r" "$CBIN/echo" "${C_CMD[$key]}"
+                sleep 0.2
+            done
+        else
+            for key in "${SERVERS[@]}"; do
+                run_one server "$key" "${S_LABEL[$key]}" "$scen" "$r" "${S_CMD[$key]}" "$CBIN/loadgen"
+                sleep 0.2   # let the previous server's sockets wind down
+            done
+        fi
     done
 done
 
-CMDLINE="bash Benchmarks/run.sh${ORIG_ARGS:+ $ORIG_ARGS}"
 python3 "$HERE/report.py" --input "$JSONL" --markdown "$HERE/results/latest.md" --svg "$HERE/results/latest.svg" \
-    --command "$CMDLINE (rounds=$ROUNDS, seconds=$SECONDS_MEASURED, warmup=$WARMUP)" \
-    --server-cpu "$SERVER_CPU" --loadgen-cpu "$LOADGEN_CPU"
+    --command "bash Benchmarks/run.sh${ORIG_ARGS:+ $ORIG_ARGS}" \
+    --settings "rounds=$ROUNDS, seconds=$SECONDS_MEASURED, warmup=$WARMUP" --cpu-a "$CPU_A" --cpu-b "$CPU_B"
 cat "$HERE/results/latest.md"

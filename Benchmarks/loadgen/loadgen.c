@@ -6,9 +6,18 @@
  *
  * Scenarios
  *   pingpong  --conns N --size S   each connection sends S bytes, waits for the whole echo, verifies it,
- *                                  repeats. Reports round trips/s and p50/p99/mean latency (µs).
+ *                                  repeats. Reports round trips/s and p50/p99/mean latency (µs), and
+ *                                  stalled_conns: connections that completed no round trip in the window.
  *   churn     --conns N (16)       connect, send 16 bytes, read + verify the 16-byte echo, close; N
  *                                  connections in flight. Reports connections/s.
+ *             With --malloc-file F (the server runs with malloccount.so and MALLOC_COUNT_FILE=F), the
+ *             value is instead the server's allocation calls per round trip in the window (mallocs/rt).
+ *   idle      --conns N (10000) --server-pid PID
+ *                                  opens N connections (256 connecting at a time), echoes 16 bytes on each
+ *                                  (verified) so the server has accepted and is serving it, then leaves
+ *                                  them idle and reports the growth of the server's VmRSS per connection
+ *                                  (KiB/conn; lower is better). Fails if not all echo within 10 s.
+ *                                  --seconds/--warmup are ignored.
  *   bulk      --conns N (4)        full-duplex streaming: every connection writes continuously and reads
  *                                  the echo back, verifying the byte stream. Reports MB/s (10^6 bytes/s)
  *                                  of echoed data (summed over connections, one direction).
@@ -52,6 +61,19 @@ static int opt_conns = -1;
 static int opt_size = 64;
 static double opt_seconds = 5.0;
 static double opt_warmup = 0.5;
+static int opt_server_pid = 0;
+static const char *opt_malloc_file = NULL; /* server's malloccount.so counter file (pingpong) */
+static void fail(const char *fmt, ...) __attribute__((noreturn, format(printf, 1, 2)));
+
+static uint64_t read_malloc_count(void) {
+    if (!opt_malloc_file) return 0;
+    FILE *f = fopen(opt_malloc_file, "rb");
+    if (!f) fail("cannot open malloc count file %s: %s", opt_malloc_file, strerror(errno));
+    uint64_t v = 0;
+    if (fread(&v, sizeof v, 1, f) != 1) fail("cannot read malloc count file %s", opt_malloc_file);
+    fclose(f);
+    return v;
+}
 
 static double t_start; /* wall clock at program start (after arg parsing) */
 
@@ -171,7 +193,7 @@ static void report(const char *unit, double value, uint64_t ops, int with_latenc
     getrusage(RUSAGE_SELF, &ru);
     double u = (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec * 1e-6;
     double s = (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec * 1e-6;
-    printf("{\"scenario\":\"%s\",\"conns\":%d,\"size\":%d,\"seconds\":%.3f,\"value\":%.1f,\"unit\":\"%s\","
+    printf("{\"scenario\":\"%s\",\"conns\":%d,\"size\":%d,\"seconds\":%.3f,\"value\":%.3f,\"unit\":\"%s\","
            "\"ops\":%llu",
            opt_scenario, opt_conns, opt_size, opt_seconds, value, unit, (unsigned long long)ops);
     if (with_latency)
@@ -191,6 +213,7 @@ struct pp_conn {
     int sent, recvd;
     const uint8_t *msg; /* pattern slice for this round */
     uint64_t t0;
+    uint64_t window_ops; /* round trips completed inside the measurement window */
 };
 
 static const uint8_t *pp_pattern;
@@ -238,7 +261,7 @@ static void run_pingpong(void) {
     double t_window = now_s() + opt_warmup;
     double t_end = t_window + opt_seconds;
     int measuring = 0, stopping = 0;
-    uint64_t ops = 0;
+    uint64_t ops = 0, mallocs0 = 0, mallocs1 = 0;
     for (int i = 0; i < opt_conns; i++) pp_start_round(&conns[i], i);
 
     struct epoll_event evs[512];
@@ -265,6 +288,7 @@ static void run_pingpong(void) {
                         if (measuring) {
                             hist_add(t1 - c->t0);
                             ops++;
+                            c->window_ops++;
                         }
                         /* The next echo arrives after this send and raises a new edge: no extra recv. */
                         pp_start_round(c, idx);
@@ -282,11 +306,30 @@ static void run_pingpong(void) {
             }
         }
         double t = now_s();
-        if (!measuring && t >= t_window) measuring = 1;
-        if (t >= t_end) stopping = 1;
+        if (!measuring && t >= t_window) {
+            measuring = 1;
+            mallocs0 = read_malloc_count();
+        }
+        if (t >= t_end) {
+            stopping = 1;
+            mallocs1 = read_malloc_count();
+        }
     }
-    double measured = opt_seconds;
-    report("rt/s", (double)ops / measured, ops, 1, NULL);
+    /* Connections that completed no round trip in the window are stuck (a lost wake-up in the server). */
+    int stalled = 0;
+    for (int i = 0; i < opt_conns; i++)
+        if (conns[i].window_ops == 0) stalled++;
+    char extra[160];
+    if (opt_malloc_file) {
+        /* The value becomes the server's allocation calls per round trip (lower is better). */
+        double per_op = ops ? (double)(mallocs1 - mallocs0) / (double)ops : 0.0;
+        snprintf(extra, sizeof extra, "\"stalled_conns\":%d,\"rt_per_s\":%.1f,\"mallocs\":%llu", stalled,
+                 (double)ops / opt_seconds, (unsigned long long)(mallocs1 - mallocs0));
+        report("mallocs/rt", per_op, ops, 1, extra);
+    } else {
+        snprintf(extra, sizeof extra, "\"stalled_conns\":%d", stalled);
+        report("rt/s", (double)ops / opt_seconds, ops, 1, extra);
+    }
     for (int i = 0; i < opt_conns; i++) close(conns[i].fd);
 }
 
@@ -506,6 +549,107 @@ static void run_bulk(void) {
     for (int i = 0; i < opt_conns; i++) close(conns[i].fd);
 }
 
+
+/* ---------- idle: server memory per idle connection ---------- */
+
+static long read_rss_kib(int pid) {
+    char path[64], line[256];
+    snprintf(path, sizeof path, "/proc/%d/status", pid);
+    FILE *f = fopen(path, "r");
+    if (!f) fail("cannot read %s: %s", path, strerror(errno));
+    long kib = -1;
+    while (fgets(line, sizeof line, f))
+        if (!strncmp(line, "VmRSS:", 6)) kib = atol(line + 6);
+    fclose(f);
+    if (kib < 0) fail("no VmRSS in %s", path);
+    return kib;
+}
+
+static void sleep_s(double s) {
+    struct timespec ts = {.tv_sec = (time_t)s, .tv_nsec = (long)((s - (double)(time_t)s) * 1e9)};
+    nanosleep(&ts, NULL);
+}
+
+static void run_idle(void) {
+    if (opt_conns < 1) opt_conns = 10000;
+    opt_size = CHURN_MSG;
+    if (opt_server_pid <= 0) fail("idle needs --server-pid");
+    const uint8_t *pattern = make_pattern(1024 + CHURN_MSG, 99);
+    struct ch_conn *conns = calloc((size_t)opt_conns, sizeof *conns);
+    if (!conns) fail("out of memory");
+    struct sockaddr_in sa = server_addr();
+    sleep_s(0.2);
+    long rss0 = read_rss_kib(opt_server_pid);
+
+    int opened = 0, done = 0, inflight = 0;
+    uint8_t rbuf[CHURN_MSG];
+    struct epoll_event evs[512];
+    double deadline = now_s() + 10;
+    while (done < opt_conns) {
+        while (opened < opt_conns && inflight < 256) {
+            struct ch_conn *c = &conns[opened];
+            int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+            if (fd < 0) fail("socket (connection %d): %s", opened, strerror(errno));
+            set_nodelay(fd);
+            if (connect(fd, (struct sockaddr *)&sa, sizeof sa) < 0 && errno != EINPROGRESS)
+                fail("connect (connection %d): %s", opened, strerror(errno));
+            c->fd = fd;
+            c->msg = pattern + (opened % 1021);
+            struct epoll_event ev = {.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET, .data.u64 = (uint64_t)opened};
+            if (epoll_ctl(epfd, EPOLL_CTL_ADD, fd, &ev) < 0) fail("epoll_ctl: %s", strerror(errno));
+            opened++;
+            inflight++;
+        }
+        if (now_s() > deadline) fail("idle: only %d of %d connections echoed within 10 s", done, opt_conns);
+        int n = epoll_wait(epfd, evs, 512, 100);
+        if (n < 0) {
+            if (errno == EINTR) continue;
+            fail("epoll_wait: %s", strerror(errno));
+        }
+        for (int e = 0; e < n; e++) {
+            int idx = (int)evs[e].data.u64;
+            struct ch_conn *c = &conns[idx];
+            if (c->recvd == CHURN_MSG) continue;
+            if (c->sent < CHURN_MSG) {
+                if (evs[e].events & (EPOLLERR | EPOLLHUP)) fail("idle: connection %d failed", idx);
+                if (!(evs[e].events & EPOLLOUT)) continue;
+                ssize_t w = send(c->fd, c->msg, CHURN_MSG, MSG_NOSIGNAL);
+                if (w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) continue;
+                if (w != CHURN_MSG) fail("idle: send on connection %d: %s", idx, w < 0 ? strerror(errno) : "short");
+                c->sent = CHURN_MSG;
+            }
+            for (;;) {
+                ssize_t r = recv(c->fd, rbuf, (size_t)(CHURN_MSG - c->recvd), 0);
+                if (r > 0) {
+                    if (memcmp(rbuf, c->msg + c->recvd, (size_t)r) != 0) fail("idle: verification failed on %d", idx);
+                    c->recvd += (int)r;
+                    if (c->recvd == CHURN_MSG) {
+                        /* Keep the descriptor open but stop watching it. */
+                        epoll_ctl(epfd, EPOLL_CTL_DEL, c->fd, NULL);
+                        done++;
+                        inflight--;
+                        break;
+                    }
+                } else if (r == 0) {
+                    fail("idle: server closed connection %d", idx);
+                } else if (errno == EINTR) {
+                    continue;
+                } else if (errno == EAGAIN || errno == EWOULDBLOCK) {
+                    break;
+                } else {
+                    fail("idle: recv: %s", strerror(errno));
+                }
+            }
+        }
+    }
+    sleep_s(0.5);
+    long rss1 = read_rss_kib(opt_server_pid);
+    char extra[128];
+    snprintf(extra, sizeof extra, "\"rss_before_kib\":%ld,\"rss_after_kib\":%ld", rss0, rss1);
+    report("KiB/conn", (double)(rss1 - rss0) / (double)opt_conns, (uint64_t)opt_conns, 0, extra);
+    for (int i = 0; i < opt_conns; i++) close(conns[i].fd);
+}
+
 /* ---------- main ---------- */
 
 int main(int argc, char **argv) {
@@ -521,6 +665,8 @@ int main(int argc, char **argv) {
         else if (!strcmp(a, "--size")) opt_size = atoi(v);
         else if (!strcmp(a, "--seconds")) opt_seconds = atof(v);
         else if (!strcmp(a, "--warmup")) opt_warmup = atof(v);
+        else if (!strcmp(a, "--server-pid")) opt_server_pid = atoi(v);
+        else if (!strcmp(a, "--malloc-file")) opt_malloc_file = v;
         else usage();
         i++;
     }
@@ -532,6 +678,7 @@ int main(int argc, char **argv) {
     if (!strcmp(opt_scenario, "pingpong")) run_pingpong();
     else if (!strcmp(opt_scenario, "churn")) run_churn();
     else if (!strcmp(opt_scenario, "bulk")) run_bulk();
+    else if (!strcmp(opt_scenario, "idle")) run_idle();
     else usage();
     return 0;
 }

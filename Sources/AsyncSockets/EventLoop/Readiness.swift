@@ -21,29 +21,41 @@ enum WaitOutcome {
     case failed(Int32)
 }
 
-/// A libevent readiness registration for one descriptor and direction, created on first use and reused
-/// (one-shot: armed per wait with `event_add`, disarmed by firing or `event_del`).
-struct ReadinessEvent {
+/// One libevent `struct event`, owned by a `SocketCore`: created on first use, freed by `free()`.
+/// Loop thread only.
+struct LibeventEvent {
     private(set) var pointer: UnsafeMutableRawPointer?
+    /// Whether the event is pending (added and not yet deleted).
+    private(set) var isArmed = false
 
-    /// Arms the event, creating it on first use. `false` with errno set if libevent refused.
+    var exists: Bool { pointer != nil }
+
+    /// Creates the event if needed and adds it (`timeoutMicroseconds` < 0: no timeout).
+    /// `false`, with errno set, when libevent refuses.
     mutating func arm(base: UnsafeMutableRawPointer, fd: Int32, what: Int, timeoutMicroseconds: Int64,
                       callback: as_event_callback, arg: UnsafeMutableRawPointer) -> Bool {
         if pointer == nil {
             pointer = as_event_new(base, fd, Int16(what), callback, arg)
             if pointer == nil { return false }
         }
-        return as_event_add(pointer, timeoutMicroseconds) == 0
+        guard as_event_add(pointer, timeoutMicroseconds) == 0 else { return false }
+        isArmed = true
+        return true
     }
 
-    /// Removes the event from the loop if it is armed.
-    func disarm() {
-        if let pointer { _ = as_event_del(pointer) }
+    /// A non-persistent event fired: libevent removed it.
+    mutating func fired() { isArmed = false }
+
+    /// Removes the event from the loop if it is pending.
+    mutating func disarm() {
+        if isArmed, let pointer { _ = as_event_del(pointer) }
+        isArmed = false
     }
 
-    /// Frees the event (it must not be armed, or must be freed on the loop thread).
+    /// Deletes and frees the event.
     mutating func free() {
         if let pointer { as_event_free(pointer) }
         pointer = nil
+        isArmed = false
     }
 }

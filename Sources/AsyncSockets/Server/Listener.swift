@@ -17,6 +17,10 @@ actor Listener {
         self.address = address
     }
 
+    deinit {
+        core.closeFromAnyThread()
+    }
+
     /// The first backoff after `EMFILE`/`ENFILE`, doubled per failure up to ``maximumBackoff``.
     static let initialBackoff: Int64 = 10_000
     static let maximumBackoff: Int64 = 1_000_000

@@ -51,6 +51,10 @@ public actor AsyncSocket {
         self.timeout = timeout
     }
 
+    deinit {
+        core.closeFromAnyThread()
+    }
+
     /// Sets ``timeout``: `nil` waits forever; a zero or negative duration makes every call that would wait
     /// throw `ETIMEDOUT` at once.
     public func setTimeout(_ timeout: Duration?) {
@@ -181,11 +185,11 @@ public actor AsyncSocket {
         let scratch = core.loop.scratch
         if maxBytes > scratch.count {
             var bytes = [UInt8](repeating: 0, count: maxBytes)
-            let count = try await receive("read") { fd in bytes.withUnsafeMutableBytes { as_recv(fd, $0.baseAddress, UInt($0.count)) } }
+            let count = try await receive("read", maxBytes) { fd in bytes.withUnsafeMutableBytes { as_recv(fd, $0.baseAddress, UInt($0.count)) } }
             bytes.removeLast(maxBytes - count)
             return bytes
         }
-        let count = try await receive("read") { fd in as_recv(fd, scratch.baseAddress, UInt(maxBytes)) }
+        let count = try await receive("read", maxBytes) { fd in as_recv(fd, scratch.baseAddress, UInt(maxBytes)) }
         return Array(UnsafeRawBufferPointer(rebasing: scratch[..<count]))
     }
 
@@ -202,7 +206,7 @@ public actor AsyncSocket {
         defer { core.release(.read) }
         let scratch = core.loop.scratch
         let limit = min(maxBytes, scratch.count)
-        let count = try await receive("read") { fd in as_recv(fd, scratch.baseAddress, UInt(limit)) }
+        let count = try await receive("read", limit) { fd in as_recv(fd, scratch.baseAddress, UInt(limit)) }
         buffer.append(contentsOf: UnsafeRawBufferPointer(rebasing: scratch[..<count]))
         return count
     }
@@ -222,7 +226,7 @@ public actor AsyncSocket {
         var filled = 0
         while filled < count {
             let start = filled
-            let n = try await receive("read") { fd in
+            let n = try await receive("read", count - start) { fd in
                 bytes.withUnsafeMutableBytes { as_recv(fd, $0.baseAddress! + start, UInt(count - start)) }
             }
             if n == 0 {
@@ -233,20 +237,31 @@ public actor AsyncSocket {
         return bytes
     }
 
-    /// Repeats `attempt` (a `recv`) until it returns data or end of stream, waiting for readability on EAGAIN.
-    private func receive(_ operation: String, _ attempt: (Int32) -> Int) async throws -> Int {
+    /// Repeats `attempt` (a `recv` of up to `requested` bytes) until it returns data or end of stream,
+    /// waiting for readability when the socket is drained.
+    ///
+    /// A read that returned fewer bytes than asked, or `EAGAIN`, drained the socket: the next read waits for
+    /// the next readiness edge instead of making a `recv` that would fail (see `SocketCore.readHint`).
+    private func receive(_ operation: String, _ requested: Int, _ attempt: (Int32) -> Int) async throws -> Int {
         var deadline: ContinuousClock.Instant?
         while true {
             let fd = core.fd
             guard fd >= 0 else { throw SocketError.closed(operation, address: peer) }
+            if !core.readHint {
+                try await waitFor(.read, operation, deadline: &deadline)
+                continue
+            }
             let n = attempt(fd)
-            if n >= 0 { return n }
+            if n >= 0 {
+                if n > 0 && n < requested { core.readHint = false }
+                return n
+            }
             let code = errno
             if code == EINTR { continue }
             guard code == EAGAIN || code == EWOULDBLOCK else {
                 throw SocketError(code: code, operation: operation, address: peer)
             }
-            try await waitFor(.read, operation, deadline: &deadline)
+            core.readHint = false
         }
     }
 
