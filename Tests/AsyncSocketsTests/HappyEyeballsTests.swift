@@ -75,7 +75,7 @@ private func ms(_ value: Double) -> Duration { .milliseconds(value) }
         await socket.close()
         let starts = recorder.startTimes
         let second = try #require(starts[1], "\(recorder.timeline)")
-        #expect(second >= ms(300) && second < ms(2000), "started after the delay:\n\(recorder.timeline)")
+        #expect(second >= ms(295) && second < ms(2000), "started after the delay:\n\(recorder.timeline)")
         #expect(recorder.outcomes == [0: "cancelled", 1: "won"], "\(recorder.timeline)")
     } }
 
@@ -91,7 +91,7 @@ private func ms(_ value: Double) -> Duration { .milliseconds(value) }
         await socket.close()
         let starts = recorder.startTimes
         let s0 = try #require(starts[0]), s1 = try #require(starts[1]), s2 = try #require(starts[2])
-        #expect(s1 - s0 >= ms(300) && s2 - s1 >= ms(300), "a delay apart:\n\(recorder.timeline)")
+        #expect(s1 - s0 >= ms(295) && s2 - s1 >= ms(295), "a delay apart:\n\(recorder.timeline)")
         #expect(s2 < ms(2500), "\(recorder.timeline)")
         #expect(recorder.outcomes == [0: "cancelled", 1: "cancelled", 2: "won"], "\(recorder.timeline)")
     } }
@@ -239,6 +239,9 @@ private func ms(_ value: Double) -> Duration { .milliseconds(value) }
     @Test func perAttemptTimeout() async throws { try await withDescriptorCheck {
         let hole = try Blackhole()
         defer { hole.close() }
+        #if os(Linux)
+        #expect(hole.fillerCount == 1, "backlog 0 admits one connection on Linux")
+        #endif
         let begin = ContinuousClock.now
         let thrown = await error { try await race([hole.address], timeout: ms(500)) }
         let elapsed = ContinuousClock.now - begin
