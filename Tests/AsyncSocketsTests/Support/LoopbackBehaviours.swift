@@ -14,10 +14,11 @@ import Foundation
 // - `Blackhole`: a listener whose accept queue is full; the kernel drops further SYNs, so a connect to it
 //   hangs (SYN retransmits, `ETIMEDOUT` only after about two minutes), like an unreachable host.
 //
-// Measured on this machine (Linux 6.18, net.ipv4.tcp_syncookies = 1): with backlog 0 the accept queue holds
-// one connection (the kernel's "full" test is `queued > backlog`), the second SYN is dropped and the connect
-// hangs; syncookies do not help it, since they apply to a full SYN queue, not to a full accept queue. Rather
-// than hard-code that count, `Blackhole` connects fillers until one does not complete and checks it.
+// Measured on this machine (Linux 6.18): with backlog 0 the accept queue holds one connection (the kernel's
+// "full" test is `queued > backlog`; backlog 1 holds two), the next SYN is dropped and the connect hangs, on
+// IPv4 and IPv6 alike, with net.ipv4.tcp_syncookies = 0, 1 (this host's setting) and 2 (checked in a private
+// network namespace): syncookies answer for a full SYN queue, never for a full accept queue. Rather than
+// hard-code that count, `Blackhole` connects fillers until one does not complete within 200 ms.
 //
 // All of them use blocking raw descriptors owned by the test (never accepted, never read), closed by `close()`.
 
