@@ -11,7 +11,7 @@ import Testing
 //
 // trio's scenario table (test_highlevel_open_tcp_stream.py) uses a fake network with a virtual clock; here
 // the network is real and its behaviours are made deterministic (see Support/LoopbackBehaviours.swift):
-// R = refused at once (`RefusingPort`), B = hangs (`Blackhole`), L = connects at once (`SilentListener`).
+// R = refused at once (`RefusingPort`), B = hangs (`BlackholeListener`), L = connects at once (`SilentListener`).
 // Attempt start times come from the race's observer events. Bounds are generous for a loaded 2-core machine
 // but far apart enough to tell "started after the delay" from "started because the previous attempt failed"
 // from "waited for a timeout".
@@ -66,7 +66,7 @@ private func ms(_ value: Double) -> Duration { .milliseconds(value) }
     /// An attempt that hangs is joined by the next one after the delay; the late one wins, the first is
     /// cancelled.
     @Test func slowThenLiveAfterTheDelay() async throws { try await withDescriptorCheck {
-        let hole = try Blackhole()
+        let hole = try BlackholeListener()
         let live = try SilentListener()
         defer { hole.close(); live.close() }
         let recorder = RaceRecorder()
@@ -81,8 +81,8 @@ private func ms(_ value: Double) -> Duration { .milliseconds(value) }
 
     /// trio's "basic fallthrough": two attempts that hang, a third that connects; attempts start a delay apart.
     @Test func threeStaggeredAttempts() async throws { try await withDescriptorCheck {
-        let hole1 = try Blackhole()
-        let hole2 = try Blackhole()
+        let hole1 = try BlackholeListener()
+        let hole2 = try BlackholeListener()
         let live = try SilentListener()
         defer { hole1.close(); hole2.close(); live.close() }
         let recorder = RaceRecorder()
@@ -98,7 +98,7 @@ private func ms(_ value: Double) -> Duration { .milliseconds(value) }
 
     /// trio's "early success": the second attempt connects at once, so the third address is never tried.
     @Test func earlySuccessLeavesLaterAddressesUntried() async throws { try await withDescriptorCheck {
-        let hole = try Blackhole()
+        let hole = try BlackholeListener()
         let live = try SilentListener()
         let untried = try SilentListener()
         defer { hole.close(); live.close(); untried.close() }
@@ -129,7 +129,7 @@ private func ms(_ value: Double) -> Duration { .milliseconds(value) }
     @Test func errorsExpediteTheNextAttempt() async throws { try await withDescriptorCheck {
         let refused1 = try RefusingPort()
         let refused2 = try RefusingPort()
-        let hole = try Blackhole()
+        let hole = try BlackholeListener()
         let live = try SilentListener()
         defer { refused1.close(); refused2.close(); hole.close(); live.close() }
         let recorder = RaceRecorder()
@@ -150,7 +150,7 @@ private func ms(_ value: Double) -> Duration { .milliseconds(value) }
 
     /// trio's "reorders families": the IPv6 address moves right after the first IPv4 one, and wins.
     @Test func familyInterleavingIPv4First() async throws { try await withDescriptorCheck {
-        let hole4 = try Blackhole(host: "127.0.0.2")
+        let hole4 = try BlackholeListener(host: "127.0.0.2")
         let live4 = try SilentListener(host: "127.0.0.1")
         let live6 = try SilentListener(host: "::1")
         defer { hole4.close(); live4.close(); live6.close() }
@@ -166,7 +166,7 @@ private func ms(_ value: Double) -> Duration { .milliseconds(value) }
 
     /// The same with IPv6 first: the first IPv4 address moves to the second place.
     @Test func familyInterleavingIPv6First() async throws { try await withDescriptorCheck {
-        let hole6 = try Blackhole(host: "::1")
+        let hole6 = try BlackholeListener(host: "::1")
         let live6 = try SilentListener(host: "::1")
         let live4 = try SilentListener(host: "127.0.0.1")
         defer { hole6.close(); live6.close(); live4.close() }
@@ -213,7 +213,7 @@ private func ms(_ value: Double) -> Duration { .milliseconds(value) }
     /// trio's "all fail" with a slow failure: the last address in attempt order fails first in time, the
     /// first one last (a timeout). Python's rule picks by attempt order; the group lists attempt order.
     @Test func errorsFollowAttemptOrderNotCompletionOrder() async throws { try await withDescriptorCheck {
-        let hole = try Blackhole()
+        let hole = try BlackholeListener()
         let refused = try RefusingPort(host: "::1")
         defer { hole.close(); refused.close() }
         let thrown = await error { try await race([hole.address, refused.address], delay: ms(100), timeout: ms(700)) }
@@ -237,7 +237,7 @@ private func ms(_ value: Double) -> Duration { .milliseconds(value) }
 
     /// `timeout` bounds each attempt: a connect that hangs fails with ETIMEDOUT naming the address.
     @Test func perAttemptTimeout() async throws { try await withDescriptorCheck {
-        let hole = try Blackhole()
+        let hole = try BlackholeListener()
         defer { hole.close() }
         #if os(Linux)
         #expect(hole.fillerCount == 1, "backlog 0 admits one connection on Linux")
@@ -255,7 +255,7 @@ private func ms(_ value: Double) -> Duration { .milliseconds(value) }
     /// A timed-out attempt counts as a failure: the next starts then, without waiting for the (long) delay;
     /// and the winner keeps `timeout` as its default for reads.
     @Test func timeoutStartsTheNextAttemptAndStaysOnTheSocket() async throws { try await withDescriptorCheck {
-        let hole = try Blackhole()
+        let hole = try BlackholeListener()
         let live = try SilentListener()
         defer { hole.close(); live.close() }
         let recorder = RaceRecorder()
@@ -283,8 +283,8 @@ private func ms(_ value: Double) -> Duration { .milliseconds(value) }
 
     /// Every loser's descriptor is closed before `connect` returns: only the winner's is new.
     @Test func losersAreClosedBeforeConnectReturns() async throws { try await withDescriptorCheck {
-        let hole1 = try Blackhole()
-        let hole2 = try Blackhole(host: "::1")
+        let hole1 = try BlackholeListener()
+        let hole2 = try BlackholeListener(host: "::1")
         let live = try SilentListener()
         defer { hole1.close(); hole2.close(); live.close() }
         let before = openDescriptors()
@@ -315,7 +315,7 @@ private func ms(_ value: Double) -> Duration { .milliseconds(value) }
 
     /// Cancelling the caller mid-race (three attempts hanging) returns promptly and leaves nothing open.
     @Test func cancellationMidRace() async throws { try await withDescriptorCheck {
-        let holes = try [Blackhole(), Blackhole(host: "::1"), Blackhole()]
+        let holes = try [BlackholeListener(), BlackholeListener(host: "::1"), BlackholeListener()]
         defer { for hole in holes { hole.close() } }
         let before = openDescriptors()
         let recorder = RaceRecorder()

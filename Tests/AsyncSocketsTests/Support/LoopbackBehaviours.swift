@@ -11,14 +11,14 @@ import Foundation
 // - `RefusingPort`: a port bound but not listening; a connect to it is refused at once (RST).
 // - `SilentListener`: a listening socket nobody accepts from; the kernel still completes handshakes, so a
 //   connect to it succeeds at once.
-// - `Blackhole`: a listener whose accept queue is full; the kernel drops further SYNs, so a connect to it
+// - `BlackholeListener`: a listener whose accept queue is full; the kernel drops further SYNs, so a connect to it
 //   hangs (SYN retransmits, `ETIMEDOUT` only after about two minutes), like an unreachable host.
 //
 // Measured on this machine (Linux 6.18): with backlog 0 the accept queue holds one connection (the kernel's
 // "full" test is `queued > backlog`; backlog 1 holds two), the next SYN is dropped and the connect hangs, on
 // IPv4 and IPv6 alike, with net.ipv4.tcp_syncookies = 0, 1 (this host's setting) and 2 (checked in a private
 // network namespace): syncookies answer for a full SYN queue, never for a full accept queue. Rather than
-// hard-code that count, `Blackhole` connects fillers until one does not complete within 200 ms.
+// hard-code that count, `BlackholeListener` connects fillers until one does not complete within 200 ms.
 //
 // All of them use blocking raw descriptors owned by the test (never accepted, never read), closed by `close()`.
 
@@ -82,7 +82,7 @@ final class SilentListener: Sendable {
 /// drops every further SYN and a connect to ``address`` hangs until cancelled or timed out.
 ///
 /// Defaults to 127.0.0.2 (any 127.0.0.0/8 address is loopback on Linux); `::1` works as well.
-final class Blackhole: Sendable {
+final class BlackholeListener: Sendable {
     /// Where connects hang.
     let address: SocketAddress
     /// How many filler connections it took to fill the accept queue (1 on Linux with backlog 0).
