@@ -4,5 +4,8 @@
 /// to make tests deterministic.
 public protocol AddressResolver: Sendable {
     /// The addresses of `endpoint`, in preference order. An empty array means "no such host".
+    ///
+    /// Return promptly (throwing `CancellationError`) when the calling task is cancelled: `connect` waits
+    /// for this method to return before it can report the cancellation.
     func resolve(_ endpoint: Endpoint) async throws -> [SocketAddress]
 }

@@ -23,14 +23,19 @@ extension AsyncSocket {
     ///     returned socket's ``timeout`` for later reads and writes. `nil`: wait as long as the system does.
     ///   - sourceAddress: binds each attempt's socket to this numeric address first; host `""` means any
     ///     address, port 0 an ephemeral port. An attempt whose family it cannot serve fails with `EAFNOSUPPORT`
-    ///     while the others go on.
+    ///     while the others go on. A host that is neither `""` nor a numeric address throws `EINVAL` before
+    ///     any lookup. (A fixed port with several attempts of one family makes the later ones fail with
+    ///     `EADDRINUSE` while an earlier one still holds it: use port 0 unless you need a given port.)
     ///   - allErrors: when every attempt fails, throw a ``ConnectErrorGroup`` with one error per attempted
-    ///     address (in attempt order) instead of the last address's error.
+    ///     address (in attempt order) instead of the last address's error. Every attempt's error is a
+    ///     ``SocketError`` whose ``SocketError/address`` is the address that attempt connected to (a failure
+    ///     to bind the source address is reported as a `connect` error to that address, naming the source).
     ///   - happyEyeballsDelay: how long an attempt runs before the next one starts alongside it
     ///     (RFC 8305's Connection Attempt Delay; 250 ms by default).
     ///   - resolver: where addresses come from.
     /// - Throws: the resolver's error; ``SocketError`` `ENOENT` (operation `"resolve"`) when it finds no
-    ///   address; the last attempt's ``SocketError`` or a ``ConnectErrorGroup``; `CancellationError`.
+    ///   address; the ``SocketError`` of the last address in attempt order (not necessarily the last to fail)
+    ///   or a ``ConnectErrorGroup``; `CancellationError`.
     public static func connect(to endpoint: Endpoint, timeout: Duration? = nil, sourceAddress: Endpoint? = nil,
                                allErrors: Bool = false, happyEyeballsDelay: Duration = .milliseconds(250),
                                resolver: any AddressResolver = SystemResolver()) async throws -> AsyncSocket {
@@ -110,6 +115,8 @@ struct HappyEyeballs {
         if endpoint.host.utf8.contains(0) {
             throw SocketError.invalidArgument("connect", "the host contains a NUL byte: \(endpoint.host.debugDescription)")
         }
+        let sources = try sourceAddresses()
+        try Task.checkCancellation()
         let resolved = try await resolver.resolve(endpoint)
         try Task.checkCancellation()
         guard !resolved.isEmpty else {
@@ -117,7 +124,6 @@ struct HappyEyeballs {
         }
         let targets = interleaveFamilies(resolved)
         report(.resolved, addresses: targets)
-        let sources = sourceAddresses()
         let timeout = self.timeout
         let delay = self.delay
 
@@ -138,10 +144,17 @@ struct HappyEyeballs {
                         switch source {
                         case .none: socketSource = nil
                         case .some(.success(let address)): socketSource = address
-                        case .some(.failure(let error)): throw error
+                        case .some(.failure(let error)):
+                            throw SocketError(code: error.code, operation: "connect", address: target, detail: error.detail)
                         }
-                        let socket = try await AsyncSocket.connect(to: target, timeout: timeout, sourceAddress: socketSource)
-                        return .connected(index, socket)
+                        do {
+                            let socket = try await AsyncSocket.connect(to: target, timeout: timeout, sourceAddress: socketSource)
+                            return .connected(index, socket)
+                        } catch let error as SocketError where error.operation == "bind" {
+                            // Name the attempt's address, as every other attempt error does.
+                            throw SocketError(code: error.code, operation: "connect", address: target,
+                                              detail: "binding the source address \(error.address.map(\.description) ?? "?") failed: \(error.reason)")
+                        }
                     } catch {
                         return .failed(index, error)
                     }
@@ -207,31 +220,24 @@ struct HappyEyeballs {
         }
     }
 
-    /// The source address per family, or the error an attempt of that family fails with.
-    private func sourceAddresses() -> [SocketFamily: Result<SocketAddress, SocketError>] {
+    /// The source address per family, or the error an attempt of that family fails with (the attempt
+    /// reports it as a `connect` error to its own address). Throws `EINVAL` for a host that is neither `""`
+    /// nor numeric: no attempt could use it, so the call fails before any lookup.
+    private func sourceAddresses() throws -> [SocketFamily: Result<SocketAddress, SocketError>] {
         guard let sourceAddress else { return [:] }
         var result: [SocketFamily: Result<SocketAddress, SocketError>] = [:]
         if sourceAddress.host.isEmpty {
-            result[.ipv4] = Result { try SocketAddress(ipv4: "0.0.0.0", port: sourceAddress.port) }.mapError { $0 as! SocketError }
-            result[.ipv6] = Result { try SocketAddress(ipv6: "::", port: sourceAddress.port) }.mapError { $0 as! SocketError }
+            result[.ipv4] = .success(try SocketAddress(ipv4: "0.0.0.0", port: sourceAddress.port))
+            result[.ipv6] = .success(try SocketAddress(ipv6: "::", port: sourceAddress.port))
             return result
         }
-        let parsed: Result<SocketAddress, SocketError> = Result {
-            try SocketAddress(numericHost: sourceAddress.host, port: sourceAddress.port)
-        }.mapError {
-            ($0 as? SocketError) ?? SocketError.invalidArgument("bind", "\(sourceAddress)")
+        guard let address = try? SocketAddress(numericHost: sourceAddress.host, port: sourceAddress.port) else {
+            throw SocketError.invalidArgument("connect", "the source address \(sourceAddress) must be a numeric IPv4 or IPv6 address, or \"\" for any")
         }
-        switch parsed {
-        case .success(let address):
-            result[address.family] = .success(address)
-            let other: SocketFamily = address.family == .ipv4 ? .ipv6 : .ipv4
-            result[other] = .failure(SocketError(code: EAFNOSUPPORT, operation: "bind", address: address,
-                                                 detail: "the source address \(address) is \(address.family) and cannot serve an \(other) attempt"))
-        case .failure:
-            let error = SocketError.invalidArgument("bind", "the source address \(sourceAddress) must be a numeric IPv4 or IPv6 address, or \"\" for any")
-            result[.ipv4] = .failure(error)
-            result[.ipv6] = .failure(error)
-        }
+        result[address.family] = .success(address)
+        let other: SocketFamily = address.family == .ipv4 ? .ipv6 : .ipv4
+        result[other] = .failure(SocketError(code: EAFNOSUPPORT, operation: "bind", address: address,
+                                             detail: "the source address \(address) is \(address.family) and cannot serve an \(other) attempt"))
         return result
     }
 }

@@ -21,8 +21,21 @@ public struct SystemResolver: AddressResolver {
     /// The most resolver threads that run lookups at once.
     public static let maximumThreads = 4
 
+    /// The blocking lookup a resolver thread runs (``lookup(_:)`` unless a test injects a stand-in).
+    let lookup: @Sendable (Endpoint) -> Result<[SocketAddress], any Error>
+    /// The threads that run the lookups.
+    let pool: ResolverPool
+
     /// Creates a resolver.
-    public init() {}
+    public init() {
+        self.init(pool: .shared, lookup: SystemResolver.lookup)
+    }
+
+    /// A resolver whose name lookups run `lookup` on `pool`'s threads (tests inject slow or failing lookups).
+    init(pool: ResolverPool, lookup: @escaping @Sendable (Endpoint) -> Result<[SocketAddress], any Error>) {
+        self.pool = pool
+        self.lookup = lookup
+    }
 
     /// The addresses of `endpoint`: numeric hosts at once, names through `getaddrinfo`.
     /// - Throws: ``SocketError`` with operation `"resolve"` (the `detail` carries `gai_strerror`'s text),
@@ -35,11 +48,11 @@ public struct SystemResolver: AddressResolver {
             return [address]
         }
         try Task.checkCancellation()
-        let request = LookupRequest(endpoint: endpoint)
+        let request = LookupRequest(endpoint: endpoint, lookup: lookup)
         return try await withTaskCancellationHandler {
             try await withCheckedThrowingContinuation { continuation in
                 request.start(continuation)
-                ResolverPool.shared.submit(request)
+                pool.submit(request)
             }
         } onCancel: {
             request.finish(.failure(CancellationError()))
@@ -47,11 +60,15 @@ public struct SystemResolver: AddressResolver {
     }
 
     /// Runs `getaddrinfo` on the calling thread (blocking).
+    ///
+    /// No `AI_ADDRCONFIG`, as in Python's `create_connection`: with it glibc drops `::1` for `localhost` on a
+    /// host whose only IPv6 address is the loopback one, so a server listening on `::1` alone became
+    /// unreachable by name. An address of a family the host cannot reach fails its attempt at once
+    /// (`ENETUNREACH`), which starts the next attempt without waiting for the Happy Eyeballs delay.
     static func lookup(_ endpoint: Endpoint) -> Result<[SocketAddress], any Error> {
         var hints = addrinfo()
         hints.ai_family = AF_UNSPEC
         hints.ai_socktype = Int32(SOCK_STREAM.rawValue)
-        hints.ai_flags = AI_ADDRCONFIG
         var list: UnsafeMutablePointer<addrinfo>?
         let host = endpoint.host.isEmpty ? nil : endpoint.host
         let rc = getaddrinfo(host, String(endpoint.port), &hints, &list)
@@ -78,6 +95,8 @@ public struct SystemResolver: AddressResolver {
 /// One lookup: resumed exactly once, by the worker that finished it or by cancellation, whichever is first.
 final class LookupRequest: Sendable {
     let endpoint: Endpoint
+    /// The blocking lookup to run on a resolver thread.
+    let lookup: @Sendable (Endpoint) -> Result<[SocketAddress], any Error>
     private let state = Locked<State>(.pending)
 
     enum State {
@@ -86,7 +105,10 @@ final class LookupRequest: Sendable {
         case finished
     }
 
-    init(endpoint: Endpoint) { self.endpoint = endpoint }
+    init(endpoint: Endpoint, lookup: @escaping @Sendable (Endpoint) -> Result<[SocketAddress], any Error>) {
+        self.endpoint = endpoint
+        self.lookup = lookup
+    }
 
     var isFinished: Bool {
         state.withLock { if case .finished = $0 { return true } else { return false } }
@@ -115,6 +137,14 @@ final class LookupRequest: Sendable {
 final class ResolverPool: Sendable {
     static let shared = ResolverPool()
 
+    /// The most threads this pool starts.
+    let maximumThreads: Int
+
+    /// A pool of at most `maximumThreads` threads, started on demand (tests make their own).
+    init(maximumThreads: Int = SystemResolver.maximumThreads) {
+        self.maximumThreads = maximumThreads
+    }
+
     private struct State {
         var queue: [LookupRequest] = []
         var threads = 0
@@ -124,11 +154,18 @@ final class ResolverPool: Sendable {
     private let condition = Condition()
     private let state = Locked(State())
 
+    /// How many threads wait for work now (for tests).
+    var idleThreads: Int { state.withLock { $0.idle } }
+
     func submit(_ request: LookupRequest) {
         let startThread: Bool = condition.withLockSignalOne {
             state.withLock { state in
                 state.queue.append(request)
-                if state.idle == 0 && state.threads < SystemResolver.maximumThreads {
+                // Start a thread when the queue holds more requests than there are idle threads to take them.
+                // (Checking `idle == 0` instead lost parallelism: an idle thread that had been signalled but
+                // not yet woken still counted as idle, so a second request submitted right after the first
+                // queued behind it, and waited for the whole first lookup.)
+                if state.queue.count > state.idle && state.threads < maximumThreads {
                     state.threads += 1
                     return true
                 }
@@ -157,7 +194,7 @@ final class ResolverPool: Sendable {
                 }
             }
             if request.isFinished { continue }
-            request.finish(SystemResolver.lookup(request.endpoint))
+            request.finish(request.lookup(request.endpoint))
         }
     }
 }
