@@ -80,8 +80,10 @@ final class SocketCore: @unchecked Sendable {
         if Task.isCancelled { return .cancelled }
         nextID &+= 1
         let id = nextID
+        // The operation closure must use `isolation` (SE-0420): a closure that does not capture the isolated
+        // parameter is nonisolated and would run on the global pool, arming libevent off the loop thread.
         return await withTaskCancellationHandler {
-            await withUnsafeContinuation { (continuation: UnsafeContinuation<WaitOutcome, Never>) in
+            await withUnsafeContinuation(isolation: isolation) { (continuation: UnsafeContinuation<WaitOutcome, Never>) in
                 let arg = Unmanaged.passUnretained(self).toOpaque()
                 let armed: Bool
                 switch direction {
@@ -165,8 +167,10 @@ final class SocketCore: @unchecked Sendable {
         if Task.isCancelled { return .cancelled }
         nextID &+= 1
         let id = nextID
+        // The operation closure must use `isolation` (SE-0420): a closure that does not capture the isolated
+        // parameter is nonisolated and would run on the global pool, arming libevent off the loop thread.
         return await withTaskCancellationHandler {
-            await withUnsafeContinuation { (continuation: UnsafeContinuation<WaitOutcome, Never>) in
+            await withUnsafeContinuation(isolation: isolation) { (continuation: UnsafeContinuation<WaitOutcome, Never>) in
                 let waiter = Waiter(id: id, continuation: continuation)
                 switch direction {
                 case .read: readLock.queue.append(waiter)
