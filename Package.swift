@@ -12,6 +12,10 @@ let package = Package(
     products: [
         .library(name: "AsyncSockets", targets: ["AsyncSockets"]),
     ],
+    dependencies: [
+        // Documentation only (`swift package generate-documentation`): adds no dependency to any target.
+        .package(url: "https://github.com/swiftlang/swift-docc-plugin", from: "1.5.0"),
+    ],
     targets: [
         // libevent, found through pkg-config; only link flags, see its module.modulemap.
         .systemLibrary(

@@ -1,1 +1,109 @@
-print("TODO")
+// EchoServer: a TCP echo server, the smallest complete AsyncSockets server.
+//
+// What it shows:
+// - `AsyncServer(host:port:)` binding a port (0 picks a free one; `localAddress` tells which);
+// - `server.serve { client in ... }`: one child task per client, many clients at once, each handler running
+//   on the socket's event loop (no thread hops), each client closed when its handler returns;
+// - reading into one reused buffer per connection (`read(into:upTo:)`, no allocation per read);
+// - a clean shutdown on SIGINT/SIGTERM: `server.close()` ends `serve`, which cancels the running handlers
+//   and returns once they are done; the process then exits with status 0.
+//
+// Run it:
+//   swift run -c release EchoServer [--host 127.0.0.1] [--port 0]
+// Its first line on stdout (flushed at once) is exactly `listening on HOST:PORT`, with the real port.
+// Then try it from another terminal:
+//   swift run EchoClient --port PORT hello world
+//   printf 'hi\n' | nc -q1 127.0.0.1 PORT        (or: nc -N 127.0.0.1 PORT)
+// Stop it with Ctrl-C.
+//
+// Dispatch is used only to receive the signals; everything else is the library and plain Swift.
+
+import AsyncSockets
+import Dispatch
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// Prints a line and flushes stdout at once (`fflush(nil)` flushes every output stream), so a script
+/// reading our output through a pipe sees the line immediately.
+func say(_ line: String) {
+    print(line)
+    fflush(nil)
+}
+
+/// Prints a message on standard error and exits with status 2.
+func fail(_ message: String) -> Never {
+    let bytes = Array("EchoServer: \(message)\n".utf8)
+    _ = bytes.withUnsafeBytes { write(2, $0.baseAddress, $0.count) }
+    exit(2)
+}
+
+/// Parses `[--host HOST] [--port PORT]`.
+func parseArguments() -> (host: String, port: UInt16) {
+    var host = "127.0.0.1"
+    var port: UInt16 = 0
+    var arguments = CommandLine.arguments.dropFirst()
+    while let argument = arguments.popFirst() {
+        switch argument {
+        case "--host":
+            guard let value = arguments.popFirst() else { fail("--host needs a value") }
+            host = value
+        case "--port":
+            guard let value = arguments.popFirst(), let number = UInt16(value) else { fail("--port needs a number 0-65535") }
+            port = number
+        case "-h", "--help":
+            say("usage: EchoServer [--host HOST] [--port PORT]   (defaults: 127.0.0.1, 0 = any free port)")
+            exit(0)
+        default:
+            fail("unknown argument \(argument); try --help")
+        }
+    }
+    return (host, port)
+}
+
+func main() async {
+    let (host, port) = parseArguments()
+    let server: AsyncServer
+    do {
+        // An IPv6 literal such as "::1" needs the IPv6 family; anything else is served over IPv4.
+        server = try AsyncServer(host: host, port: port, family: host.contains(":") ? .ipv6 : .ipv4)
+    } catch {
+        fail("\(error)")
+    }
+
+    // Stop on SIGINT (Ctrl-C) and SIGTERM: turn off their default action, and close the server when one
+    // arrives. `close()` is safe from any thread; it makes `serve` stop accepting, cancel its handlers and return.
+    let signals = [SIGINT, SIGTERM].map { number in
+        signal(number, SIG_IGN)
+        let source = DispatchSource.makeSignalSource(signal: number, queue: .global())
+        source.setEventHandler { server.close() }
+        source.resume()
+        return source
+    }
+
+    say("listening on \(server.localAddress)")
+
+    do {
+        try await server.serve { client in
+            // One buffer per connection, reused for every read: no allocation per read once it has grown.
+            var buffer: [UInt8] = []
+            buffer.reserveCapacity(64 * 1024)
+            while true {
+                buffer.removeAll(keepingCapacity: true)
+                let count = try await client.read(into: &buffer, upTo: 64 * 1024)
+                if count == 0 { return }          // the client shut down its side: we are done
+                try await client.write(buffer)
+            }
+        }
+    } catch {
+        fail("\(error)")
+    }
+    // `serve` returned: the server is closed and every handler has finished (and closed its client).
+    signals.forEach { $0.cancel() }
+    say("stopped")
+}
+
+await main()
+exit(0)

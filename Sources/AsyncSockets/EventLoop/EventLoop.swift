@@ -12,7 +12,7 @@ internal import CLibeventShim
 /// - every ``AsyncSocket`` is an actor whose executor is its loop, so a socket's syscalls, the libevent
 ///   callback that reports readiness and the resumption of the waiting call all run on this one thread;
 /// - tasks that prefer the loop as their task executor (``AsyncServer/serve(idleTimeout:onError:handler:)``
-///   does this for every connection handler, and ``EventLoop/run(_:)`` does it for any code) call into
+///   does this for every connection handler, and `EventLoop.run { … }` does it for any code) call into
 ///   their sockets without a thread hop at all.
 ///
 /// Code running on other threads (the global concurrent pool) works too: its calls hop to the loop and back.

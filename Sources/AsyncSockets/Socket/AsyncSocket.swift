@@ -7,14 +7,14 @@ internal import CLibeventShim
 
 /// A connected stream socket (TCP or unix-domain), non-blocking underneath and `async` on top.
 ///
-/// Python's `socket.socket` for stream sockets, made async: ``read(upTo:)`` is `recv`, ``write(_:)`` is
+/// Python's `socket.socket` for stream sockets, made async: ``read(upTo:)`` is `recv`, ``write(_:)-([UInt8])`` is
 /// `sendall`, ``shutdown(_:)`` and ``close()`` are what they say. Get one from
 /// ``connect(to:timeout:sourceAddress:allErrors:happyEyeballsDelay:resolver:)``, ``pair()`` or an
 /// ``AsyncServer``'s ``AsyncServer/accepts``.
 ///
 /// ## Concurrency rules
 /// The socket is an actor that runs on its ``EventLoop``. It is safe to use from many tasks at once:
-/// - two tasks writing at once never interleave the bytes of their writes: each ``write(_:)`` holds the
+/// - two tasks writing at once never interleave the bytes of their writes: each ``write(_:)-([UInt8])`` holds the
 ///   socket's write side until all its bytes are written, later writes wait their turn in FIFO order;
 /// - two tasks reading at once never lose or duplicate bytes: each read holds the read side for its
 ///   duration (``read(exactly:)`` until it has all its bytes), later reads wait in FIFO order;
