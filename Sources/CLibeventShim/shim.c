@@ -49,6 +49,9 @@ void *as_event_new(void *base, int fd, short what, as_event_callback callback, v
 
 int as_event_add(void *event, long long timeout_usec) {
     if (timeout_usec < 0) return event_add((struct event *)event, NULL);
+    /* libevent measures timeouts from its cached time, taken when the loop last woke up; refresh it so a
+     * timeout starts now and never fires early. */
+    event_base_update_cache_time(event_get_base((struct event *)event));
     struct timeval tv;
     tv.tv_sec = (time_t)(timeout_usec / 1000000);
     tv.tv_usec = (suseconds_t)(timeout_usec % 1000000);
