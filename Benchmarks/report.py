@@ -17,6 +17,7 @@ from xml.sax.saxutils import escape
 IMPL_ORDER = ["asyncsockets", "nio-async", "nio-handler", "flyingsocks", "c-libevent"]
 LABELS = {
     "asyncsockets": "AsyncSockets",
+    "asyncsockets-loop": "AsyncSockets (EventLoop.run)",
     "nio-async": "SwiftNIO NIOAsyncChannel",
     "nio-handler": "SwiftNIO ChannelHandler",
     "flyingsocks": "FlyingSocks",
@@ -201,6 +202,7 @@ def main():
     ap.add_argument("--cpu-a", default="0")
     ap.add_argument("--cpu-b", default="1")
     ap.add_argument("--readme", help="replace the text between the results markers in this README")
+    ap.add_argument("--date", help="when the run happened (default: now), for regenerating an old run's report")
     args = ap.parse_args()
 
     rows = [json.loads(line) for line in open(args.input) if line.strip()]
@@ -219,7 +221,7 @@ def main():
     micro = Section(micro_rows, MICRO_ORDER, MICRO_SCENS)
 
     info = machine_info()
-    now = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    now = args.date or datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     out = ["# Echo benchmarks\n",
            f"Command: `{args.command}` ({args.settings}) — {now}. Median of {max(rounds) if rounds else 0} "
            "round(s); within a round the implementations run one after another.\n",

@@ -109,6 +109,10 @@ if [[ $BUILD -eq 1 ]]; then
 fi
 [[ -x "$CBIN/loadgen" && -x "$CBIN/echo" && -f "$CBIN/malloccount.so" ]] || { log "C programs missing (run without --no-build)"; exit 1; }
 
+# SwiftPM caches the build plan of the path dependency (the root package): a source file added there since the
+# last build is not seen until the plan is made again, so drop the cached plan.
+[[ $BUILD -eq 1 ]] && rm -f .build/release.yaml .build/release/description.json
+
 declare -A BUILT=()
 build_product() {  # build_product PRODUCT -> 0 if the executable is there
     local product="$1"

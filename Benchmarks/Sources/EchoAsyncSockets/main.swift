@@ -14,13 +14,11 @@ let server = try AsyncServer(host: "127.0.0.1", port: port)
 print("listening \(server.localAddress.port!)")
 fflush(nil)  // not `stdout`: Swift 6 rejects the global var as not concurrency-safe
 
+// The same handler as the README's "serve" snippet: the buffer grows to the largest read and is reused.
 try await server.serve { client in
     var buffer: [UInt8] = []
-    buffer.reserveCapacity(65536)
-    while true {
-        buffer.removeAll(keepingCapacity: true)
-        let n = try await client.read(into: &buffer, upTo: 65536)  // 0 at end of stream
-        if n == 0 { break }
+    while try await client.read(into: &buffer, upTo: 65536) > 0 {
         try await client.write(buffer)
+        buffer.removeAll(keepingCapacity: true)
     }
 }
