@@ -81,7 +81,11 @@ final class SocketCore: @unchecked Sendable {
         nextID &+= 1
         let id = nextID
         return await withTaskCancellationHandler {
-            await withUnsafeContinuation { (continuation: UnsafeContinuation<WaitOutcome, Never>) in
+            // Passing `isolation` on makes this closure capture it, and so run isolated to the caller's actor
+            // (on the loop thread). Without that capture the closure is nonisolated and, called from a task
+            // on the global pool, would run there: libevent and the waiter lists touched off the loop thread.
+            return await withUnsafeContinuation(isolation: isolation) { (continuation: UnsafeContinuation<WaitOutcome, Never>) in
+                assert(loop.inLoop, "SocketCore state touched off its loop thread")
                 let arg = Unmanaged.passUnretained(self).toOpaque()
                 let armed: Bool
                 switch direction {
@@ -166,7 +170,11 @@ final class SocketCore: @unchecked Sendable {
         nextID &+= 1
         let id = nextID
         return await withTaskCancellationHandler {
-            await withUnsafeContinuation { (continuation: UnsafeContinuation<WaitOutcome, Never>) in
+            // Passing `isolation` on makes this closure capture it, and so run isolated to the caller's actor
+            // (on the loop thread). Without that capture the closure is nonisolated and, called from a task
+            // on the global pool, would run there: libevent and the waiter lists touched off the loop thread.
+            return await withUnsafeContinuation(isolation: isolation) { (continuation: UnsafeContinuation<WaitOutcome, Never>) in
+                assert(loop.inLoop, "SocketCore state touched off its loop thread")
                 let waiter = Waiter(id: id, continuation: continuation)
                 switch direction {
                 case .read: readLock.queue.append(waiter)
