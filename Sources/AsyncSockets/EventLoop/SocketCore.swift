@@ -86,6 +86,11 @@ final class SocketCore: @unchecked Sendable {
             // on the global pool, would run there: libevent and the waiter lists touched off the loop thread.
             return await withUnsafeContinuation(isolation: isolation) { (continuation: UnsafeContinuation<WaitOutcome, Never>) in
                 assert(loop.inLoop, "SocketCore state touched off its loop thread")
+                // Check again here, in the same synchronous step that registers the waiter: the awaits above
+                // may have gone through the loop's queue, and a close() or a cancellation handler's
+                // cancelWait may have run in between; either would then miss this waiter forever.
+                if fd < 0 { return continuation.resume(returning: .closed) }
+                if Task.isCancelled { return continuation.resume(returning: .cancelled) }
                 let arg = Unmanaged.passUnretained(self).toOpaque()
                 let armed: Bool
                 switch direction {
@@ -175,6 +180,11 @@ final class SocketCore: @unchecked Sendable {
             // on the global pool, would run there: libevent and the waiter lists touched off the loop thread.
             return await withUnsafeContinuation(isolation: isolation) { (continuation: UnsafeContinuation<WaitOutcome, Never>) in
                 assert(loop.inLoop, "SocketCore state touched off its loop thread")
+                // Check again here, in the same synchronous step that registers the waiter: the awaits above
+                // may have gone through the loop's queue, and a close() or a cancellation handler's
+                // cancelWait may have run in between; either would then miss this waiter forever.
+                if fd < 0 { return continuation.resume(returning: .closed) }
+                if Task.isCancelled { return continuation.resume(returning: .cancelled) }
                 let waiter = Waiter(id: id, continuation: continuation)
                 switch direction {
                 case .read: readLock.queue.append(waiter)

@@ -185,8 +185,17 @@ public actor AsyncSocket {
             bytes.removeLast(maxBytes - count)
             return bytes
         }
-        let count = try await receive("read") { fd in as_recv(fd, scratch.baseAddress, UInt(maxBytes)) }
-        return Array(UnsafeRawBufferPointer(rebasing: scratch[..<count]))
+        // The scratch buffer is shared by every socket of the loop: copy out in the same synchronous step
+        // as the recv. Returning from an `await` may go through the loop's queue (the runtime can enqueue
+        // the continuation instead of running it inline), and another socket's read may reuse the buffer
+        // in between.
+        var bytes: [UInt8] = []
+        _ = try await receive("read") { fd in
+            let n = as_recv(fd, scratch.baseAddress, UInt(maxBytes))
+            if n > 0 { bytes = Array(UnsafeRawBufferPointer(rebasing: scratch[..<n])) }
+            return n
+        }
+        return bytes
     }
 
     /// Reads at least one and at most `maxBytes` bytes and appends them to `buffer`, reusing its storage:
@@ -202,9 +211,12 @@ public actor AsyncSocket {
         defer { core.release(.read) }
         let scratch = core.loop.scratch
         let limit = min(maxBytes, scratch.count)
-        let count = try await receive("read") { fd in as_recv(fd, scratch.baseAddress, UInt(limit)) }
-        buffer.append(contentsOf: UnsafeRawBufferPointer(rebasing: scratch[..<count]))
-        return count
+        // Copy out of the shared scratch buffer in the same synchronous step as the recv (see read(upTo:)).
+        return try await receive("read") { fd in
+            let n = as_recv(fd, scratch.baseAddress, UInt(limit))
+            if n > 0 { buffer.append(contentsOf: UnsafeRawBufferPointer(rebasing: scratch[..<n])) }
+            return n
+        }
     }
 
     /// Reads exactly `count` bytes, waiting as long as it takes (and as ``timeout`` allows).
