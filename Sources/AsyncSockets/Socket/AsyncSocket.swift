@@ -180,6 +180,8 @@ public actor AsyncSocket {
         defer { core.release(.read) }
         let scratch = core.loop.scratch
         if maxBytes > scratch.count {
+            // `maxBytes` is a bound, not a size to allocate: `read(upTo: .max)` must not try to allocate it.
+            let maxBytes = min(maxBytes, Self.largestSingleRead)
             var bytes = [UInt8](repeating: 0, count: maxBytes)
             let count = try await receive("read") { fd in bytes.withUnsafeMutableBytes { as_recv(fd, $0.baseAddress, UInt($0.count)) } }
             bytes.removeLast(maxBytes - count)
@@ -230,6 +232,21 @@ public actor AsyncSocket {
         if count == 0 { try checkOpen("read"); return [] }
         try await lock(.read, "read")
         defer { core.release(.read) }
+        if count > Self.largestSingleRead {
+            // Too large to allocate up front on faith: grow as the bytes arrive.
+            var bytes: [UInt8] = []
+            let scratch = core.loop.scratch
+            while bytes.count < count {
+                let limit = min(count - bytes.count, scratch.count)
+                let n = try await receive("read") { fd in
+                    let n = as_recv(fd, scratch.baseAddress, UInt(limit))
+                    if n > 0 { bytes.append(contentsOf: UnsafeRawBufferPointer(rebasing: scratch[..<n])) }
+                    return n
+                }
+                if n == 0 { throw IncompleteReadError(partial: bytes, expected: count) }
+            }
+            return bytes
+        }
         var bytes = [UInt8](repeating: 0, count: count)
         var filled = 0
         while filled < count {
@@ -244,6 +261,10 @@ public actor AsyncSocket {
         }
         return bytes
     }
+
+    /// The most bytes one `read(upTo:)` allocates, and the largest `read(exactly:)` allocated up front
+    /// (16 MiB: more than any socket receive buffer holds).
+    static let largestSingleRead = 16 << 20
 
     /// Repeats `attempt` (a `recv`) until it returns data or end of stream, waiting for readability on EAGAIN.
     private func receive(_ operation: String, _ attempt: (Int32) -> Int) async throws -> Int {
