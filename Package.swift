@@ -29,6 +29,7 @@ let package = Package(
         example("HappyEyeballs"),
         example("ChatServer"),
         example("PortForwarder"),
+        example("Soak"),
     ],
     swiftLanguageModes: [.v6]
 )
