@@ -180,7 +180,7 @@ func soak(_ options: Options) async throws -> Bool {
 
     let start = ContinuousClock.now
     let end = start + .seconds(options.seconds)
-    let warmUp = max(2, options.seconds / 6)
+    let warmUp = max(1, min(options.seconds / 2, max(5, options.seconds / 6)))
     let sampler = Task { () -> (warm: Int, peak: Int, samples: [(Int, Int, Int)]) in
         var warm = 0
         var peak = 0
@@ -266,6 +266,7 @@ func runConnection(clientIndex: Int, address: SocketAddress, counters: Counters,
     counters.update { $0.connections += 1 }
     let exchanges = Int.random(in: 1...20, using: &generator)
     let resetAtEnd = Int.random(in: 0..<100, using: &generator) < 15
+    let useReadUpTo = Bool.random(using: &generator)
     do {
         for _ in 0..<exchanges {
             let size = Int.random(in: 1...16384, using: &generator)
@@ -273,12 +274,24 @@ func runConnection(clientIndex: Int, address: SocketAddress, counters: Counters,
             var payload = [UInt8](repeating: 0, count: size)
             for index in 0..<size { payload[index] = seed &+ UInt8(truncatingIfNeeded: index &* 7) }
             try await socket.write(payload)
-            let echoed: [UInt8]
-            do {
-                echoed = try await socket.read(exactly: size)
-            } catch let error as IncompleteReadError {
-                counters.update { $0.lost += size - error.partial.count }
-                throw error
+            var echoed: [UInt8] = []
+            if useReadUpTo {
+                // read(upTo:) in small random pieces: the path through the loop's shared read buffer.
+                while echoed.count < size {
+                    let piece = try await socket.read(upTo: min(size - echoed.count, Int.random(in: 1...4096, using: &generator)))
+                    if piece.isEmpty {
+                        counters.update { $0.lost += size - echoed.count }
+                        throw IncompleteReadError(partial: echoed, expected: size)
+                    }
+                    echoed += piece
+                }
+            } else {
+                do {
+                    echoed = try await socket.read(exactly: size)
+                } catch let error as IncompleteReadError {
+                    counters.update { $0.lost += size - error.partial.count }
+                    throw error
+                }
             }
             if echoed != payload {
                 counters.update { $0.corrupted += 1 }
