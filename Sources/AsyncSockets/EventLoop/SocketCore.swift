@@ -20,7 +20,7 @@ final class SocketCore: @unchecked Sendable {
 
     struct Waiter {
         let id: UInt64
-        let continuation: UnsafeContinuation<WaitOutcome, Never>
+        let continuation: WaitContinuation
     }
 
     /// A FIFO lock for one direction: held across suspensions so that writes never interleave and reads
@@ -84,7 +84,7 @@ final class SocketCore: @unchecked Sendable {
             // Passing `isolation` on makes this closure capture it, and so run isolated to the caller's actor
             // (on the loop thread). Without that capture the closure is nonisolated and, called from a task
             // on the global pool, would run there: libevent and the waiter lists touched off the loop thread.
-            return await withUnsafeContinuation(isolation: isolation) { (continuation: UnsafeContinuation<WaitOutcome, Never>) in
+            return await withWaitContinuation(isolation: isolation) { (continuation: WaitContinuation) in
                 assert(loop.inLoop, "SocketCore state touched off its loop thread")
                 // Check again here, in the same synchronous step that registers the waiter: the awaits above
                 // may have gone through the loop's queue, and a close() or a cancellation handler's
@@ -178,7 +178,7 @@ final class SocketCore: @unchecked Sendable {
             // Passing `isolation` on makes this closure capture it, and so run isolated to the caller's actor
             // (on the loop thread). Without that capture the closure is nonisolated and, called from a task
             // on the global pool, would run there: libevent and the waiter lists touched off the loop thread.
-            return await withUnsafeContinuation(isolation: isolation) { (continuation: UnsafeContinuation<WaitOutcome, Never>) in
+            return await withWaitContinuation(isolation: isolation) { (continuation: WaitContinuation) in
                 assert(loop.inLoop, "SocketCore state touched off its loop thread")
                 // Check again here, in the same synchronous step that registers the waiter: the awaits above
                 // may have gone through the loop's queue, and a close() or a cancellation handler's
@@ -254,6 +254,24 @@ final class SocketCore: @unchecked Sendable {
         return descriptor
     }
 }
+
+// Debug builds (every `swift test` run) use checked continuations: resuming one twice traps, and one
+// dropped without being resumed logs "leaked its continuation". Release builds use the unchecked kind.
+#if DEBUG
+typealias WaitContinuation = CheckedContinuation<WaitOutcome, Never>
+
+@inline(__always)
+func withWaitContinuation(isolation: isolated (any Actor)?, _ body: (WaitContinuation) -> Void) async -> WaitOutcome {
+    await withCheckedContinuation(isolation: isolation, body)
+}
+#else
+typealias WaitContinuation = UnsafeContinuation<WaitOutcome, Never>
+
+@inline(__always)
+func withWaitContinuation(isolation: isolated (any Actor)?, _ body: (WaitContinuation) -> Void) async -> WaitOutcome {
+    await withUnsafeContinuation(isolation: isolation, body)
+}
+#endif
 
 /// libevent events whose owner is gone, to be freed on the loop thread.
 private struct EventsToFree: @unchecked Sendable {
