@@ -33,6 +33,7 @@ let package = Package(
         example("HappyEyeballs"),
         example("ChatServer"),
         example("PortForwarder"),
+        example("Soak"),
     ],
     swiftLanguageModes: [.v6]
 )

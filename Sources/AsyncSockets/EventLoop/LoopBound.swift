@@ -27,6 +27,8 @@ extension LoopBound {
             // `self.core`, not `core`: a closure in a generic actor context is isolated to the actor only when
             // it captures `self` (SE-0420); without the capture it would run on the global executor.
             await withUnsafeContinuation { continuation in
+                // A cancellation that arrived before this point may have found no waiter to cancel.
+                if Task.isCancelled { return continuation.resume(returning: .cancelled) }
                 self.core.beginWait(direction, id: id, timeoutMicroseconds: timeoutMicroseconds, sleep: sleep,
                                     prefersLoop: prefersLoop, continuation)
             }
@@ -52,6 +54,7 @@ extension LoopBound {
         let prefersLoop = core.loop.currentTaskPrefersLoop
         return await withTaskCancellationHandler {
             await withUnsafeContinuation { continuation in
+                if Task.isCancelled { return continuation.resume(returning: .cancelled) }  // see `suspend`
                 self.core.enqueueForLock(direction, id: id, prefersLoop: prefersLoop, continuation)  // `self`: see `suspend`
             }
         } onCancel: {

@@ -185,13 +185,23 @@ public actor AsyncSocket: LoopBound {
         defer { core.release(.read) }
         let scratch = core.loop.scratch
         if maxBytes > scratch.count {
+            // `maxBytes` is a bound, not a size to allocate: `read(upTo: .max)` must not try to allocate it.
+            let maxBytes = min(maxBytes, Self.largestSingleRead)
             var bytes = [UInt8](repeating: 0, count: maxBytes)
             let count = try await receive("read", maxBytes) { fd in bytes.withUnsafeMutableBytes { as_recv(fd, $0.baseAddress, UInt($0.count)) } }
             bytes.removeLast(maxBytes - count)
             return bytes
         }
-        let count = try await receive("read", maxBytes) { fd in as_recv(fd, scratch.baseAddress, UInt(maxBytes)) }
-        return Array(UnsafeRawBufferPointer(rebasing: scratch[..<count]))
+        // The scratch buffer is shared by every socket of the loop: copy out in the same synchronous step as
+        // the recv, so no other socket's read can reuse the buffer in between, whatever the runtime does
+        // between an `await` and the code after it.
+        var bytes: [UInt8] = []
+        _ = try await receive("read", maxBytes) { fd in
+            let n = as_recv(fd, scratch.baseAddress, UInt(maxBytes))
+            if n > 0 { bytes = Array(UnsafeRawBufferPointer(rebasing: scratch[..<n])) }
+            return n
+        }
+        return bytes
     }
 
     /// Reads at least one and at most `maxBytes` bytes and appends them to `buffer`, reusing its storage:
@@ -207,9 +217,12 @@ public actor AsyncSocket: LoopBound {
         defer { core.release(.read) }
         let scratch = core.loop.scratch
         let limit = min(maxBytes, scratch.count)
-        let count = try await receive("read", limit) { fd in as_recv(fd, scratch.baseAddress, UInt(limit)) }
-        buffer.append(contentsOf: UnsafeRawBufferPointer(rebasing: scratch[..<count]))
-        return count
+        // Copy out of the shared scratch buffer in the same synchronous step as the recv (see read(upTo:)).
+        return try await receive("read", limit) { fd in
+            let n = as_recv(fd, scratch.baseAddress, UInt(limit))
+            if n > 0 { buffer.append(contentsOf: UnsafeRawBufferPointer(rebasing: scratch[..<n])) }
+            return n
+        }
     }
 
     /// Reads exactly `count` bytes, waiting as long as it takes (and as ``timeout`` allows).
@@ -223,6 +236,21 @@ public actor AsyncSocket: LoopBound {
         if count == 0 { try checkOpen("read"); return [] }
         try await lock(.read, "read")
         defer { core.release(.read) }
+        if count > Self.largestSingleRead {
+            // Too large to allocate up front on faith: grow as the bytes arrive.
+            var bytes: [UInt8] = []
+            let scratch = core.loop.scratch
+            while bytes.count < count {
+                let limit = min(count - bytes.count, scratch.count)
+                let n = try await receive("read", limit) { fd in
+                    let n = as_recv(fd, scratch.baseAddress, UInt(limit))
+                    if n > 0 { bytes.append(contentsOf: UnsafeRawBufferPointer(rebasing: scratch[..<n])) }
+                    return n
+                }
+                if n == 0 { throw IncompleteReadError(partial: bytes, expected: count) }
+            }
+            return bytes
+        }
         var bytes = [UInt8](repeating: 0, count: count)
         var filled = 0
         while filled < count {
@@ -237,6 +265,10 @@ public actor AsyncSocket: LoopBound {
         }
         return bytes
     }
+
+    /// The most bytes one `read(upTo:)` allocates, and the largest `read(exactly:)` allocated up front
+    /// (16 MiB: more than any socket receive buffer holds).
+    static let largestSingleRead = 16 << 20
 
     /// Repeats `attempt` (a `recv` of up to `requested` bytes) until it returns data or end of stream,
     /// waiting for readability when the socket is drained.
