@@ -15,9 +15,9 @@ internal import CLibeventShim
 /// ## Readiness
 /// A direction is registered with libevent the first time it has to wait, as a persistent, edge-triggered
 /// event (`EV_PERSIST | EV_ET`), and stays registered until ``close()``: a wait then costs no syscall, only
-/// storing the continuation. An edge with no waiter is remembered in ``readHint`` so the next read tries the
-/// syscall; after a read that drained the socket (`EAGAIN`, or fewer bytes than asked) the next read waits for
-/// the next edge without a wasted `recv`. Timeouts use separate timer events (no syscall either).
+/// storing the continuation. An edge is remembered in a readiness hint per direction, cleared when a syscall
+/// finds nothing to do (`EAGAIN`); a wait that starts while its hint is set returns at once, so no edge is ever
+/// lost between a failed syscall and the wait. Timeouts use separate timer events (no syscall either).
 ///
 /// ## Lifetime
 /// While libevent holds events whose callback argument is this object, the object keeps itself alive

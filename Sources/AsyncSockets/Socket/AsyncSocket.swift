@@ -188,7 +188,7 @@ public actor AsyncSocket: LoopBound {
             // `maxBytes` is a bound, not a size to allocate: `read(upTo: .max)` must not try to allocate it.
             let maxBytes = min(maxBytes, Self.largestSingleRead)
             var bytes = [UInt8](repeating: 0, count: maxBytes)
-            let count = try await receive("read", maxBytes) { fd in bytes.withUnsafeMutableBytes { as_recv(fd, $0.baseAddress, UInt($0.count)) } }
+            let count = try await receive("read") { fd in bytes.withUnsafeMutableBytes { as_recv(fd, $0.baseAddress, UInt($0.count)) } }
             bytes.removeLast(maxBytes - count)
             return bytes
         }
@@ -196,7 +196,7 @@ public actor AsyncSocket: LoopBound {
         // the recv, so no other socket's read can reuse the buffer in between, whatever the runtime does
         // between an `await` and the code after it.
         var bytes: [UInt8] = []
-        _ = try await receive("read", maxBytes) { fd in
+        _ = try await receive("read") { fd in
             let n = as_recv(fd, scratch.baseAddress, UInt(maxBytes))
             if n > 0 { bytes = Array(UnsafeRawBufferPointer(rebasing: scratch[..<n])) }
             return n
@@ -218,7 +218,7 @@ public actor AsyncSocket: LoopBound {
         let scratch = core.loop.scratch
         let limit = min(maxBytes, scratch.count)
         // Copy out of the shared scratch buffer in the same synchronous step as the recv (see read(upTo:)).
-        return try await receive("read", limit) { fd in
+        return try await receive("read") { fd in
             let n = as_recv(fd, scratch.baseAddress, UInt(limit))
             if n > 0 { buffer.append(contentsOf: UnsafeRawBufferPointer(rebasing: scratch[..<n])) }
             return n
@@ -242,7 +242,7 @@ public actor AsyncSocket: LoopBound {
             let scratch = core.loop.scratch
             while bytes.count < count {
                 let limit = min(count - bytes.count, scratch.count)
-                let n = try await receive("read", limit) { fd in
+                let n = try await receive("read") { fd in
                     let n = as_recv(fd, scratch.baseAddress, UInt(limit))
                     if n > 0 { bytes.append(contentsOf: UnsafeRawBufferPointer(rebasing: scratch[..<n])) }
                     return n
@@ -255,7 +255,7 @@ public actor AsyncSocket: LoopBound {
         var filled = 0
         while filled < count {
             let start = filled
-            let n = try await receive("read", count - start) { fd in
+            let n = try await receive("read") { fd in
                 bytes.withUnsafeMutableBytes { as_recv(fd, $0.baseAddress! + start, UInt(count - start)) }
             }
             if n == 0 {
@@ -270,12 +270,13 @@ public actor AsyncSocket: LoopBound {
     /// (16 MiB: more than any socket receive buffer holds).
     static let largestSingleRead = 16 << 20
 
-    /// Repeats `attempt` (a `recv` of up to `requested` bytes) until it returns data or end of stream,
+    /// Repeats `attempt` (a `recv`) until it returns data or end of stream,
     /// waiting for readability when the socket is drained.
     ///
-    /// A read that returned fewer bytes than asked, or `EAGAIN`, drained the socket: the next read waits for
-    /// the next readiness edge instead of making a `recv` that would fail (see `SocketCore.readHint`).
-    private func receive(_ operation: String, _ requested: Int, _ attempt: (Int32) -> Int) async throws -> Int {
+    /// Only `EAGAIN` clears the readiness hint. (A short read does not: end of stream or an error may already
+    /// be pending behind the data, reported by the same readiness edge, and no further edge would come. A
+    /// test that shuts down right after writing caught exactly that hang.)
+    private func receive(_ operation: String, _ attempt: (Int32) -> Int) async throws -> Int {
         var deadline: ContinuousClock.Instant?
         while true {
             let fd = core.fd
@@ -285,10 +286,7 @@ public actor AsyncSocket: LoopBound {
                 continue
             }
             let n = attempt(fd)
-            if n >= 0 {
-                if n > 0 && n < requested { core.markDrained(.read) }
-                return n
-            }
+            if n >= 0 { return n }
             let code = errno
             if code == EINTR { continue }
             guard code == EAGAIN || code == EWOULDBLOCK else {
