@@ -4,7 +4,8 @@ extension AsyncServer {
     ///
     /// - Handlers run with the client's ``EventLoop`` as their preferred task executor, so their socket calls
     ///   run on the loop thread without hopping threads. Each client is closed when its handler returns.
-    /// - An error thrown by one handler goes to `onError` (if given) and does not affect the others.
+    /// - An error thrown by one handler goes to `onError` (if given) and does not affect the others. A
+    ///   `CancellationError` thrown because `serve` is shutting down is not reported.
     /// - When the task is cancelled, or ``close()`` is called, accepting stops and the running handlers are
     ///   cancelled (their pending reads and writes throw `CancellationError`); `serve` returns once they are done.
     /// - Parameters:
@@ -24,6 +25,8 @@ extension AsyncServer {
                         do {
                             if let idleTimeout { await client.setTimeout(idleTimeout) }
                             try await handler(client)
+                        } catch is CancellationError where Task.isCancelled {
+                            // Shutting down (the server closed or `serve` cancelled): not a handler failure.
                         } catch {
                             onError?(error, client)
                         }
