@@ -83,7 +83,7 @@ enum ServerTesting {
 
     /// The listen backlog the kernel uses for the TCP listener on `port` (`ss -ltn`'s Send-Q column).
     static func listenBacklog(port: UInt16) async throws -> Int? {
-        let output = try await run("/usr/bin/ss", ["-ltnH", "sport = :\(port)"])
+        let output = try await run("ss", ["-ltnH", "sport = :\(port)"])
         let fields = output.stdout.split(whereSeparator: { $0 == " " || $0 == "\n" })
         guard fields.count >= 3 else { return nil }
         return Int(fields[2])
@@ -128,39 +128,64 @@ enum ServerTesting {
         var stderr: String
     }
 
-    /// A running child process with piped stdout and stderr, killed (SIGKILL) once `limit` passes.
-    final class Child: @unchecked Sendable {
-        // @unchecked Sendable: `process` and the pipes are set up in `init` and afterwards only used by
-        // `readLine`, `finish` and the kill timer, which Foundation documents as safe to call from any thread
-        // (reading and waiting happen on one task at a time in these tests).
-        let process = Process()
-        private let out = Pipe()
-        private let err = Pipe()
-        private var killer: DispatchWorkItem?
+    /// A running child process (found on `PATH`, started with `posix_spawnp`) with stdout and stderr piped
+    /// to us, killed with SIGKILL once `limit` passes.
+    ///
+    /// Not Foundation's `Process`: that opens run-loop descriptors (epoll, eventfd, timerfd, a socket pair)
+    /// on first use and keeps them, which the descriptor leak check would report.
+    final class Child: Sendable {
+        let pid: pid_t
+        private let stdoutFD: Int32
+        private let stderrFD: Int32
+        /// Whether the child was reaped (then its pid may be reused and must not be killed).
+        private let reaped = Locked(false)
 
-        init(_ path: String, _ arguments: [String], limit: Duration = .seconds(60)) throws {
-            process.executableURL = URL(fileURLWithPath: path)
-            process.arguments = arguments
-            process.standardOutput = out
-            process.standardError = err
-            try process.run()
-            let pid = process.processIdentifier
-            let process = self.process
-            let item = DispatchWorkItem { if process.isRunning { kill(pid, SIGKILL) } }
-            killer = item
-            let seconds = Double(limit.components.seconds)
-            DispatchQueue.global().asyncAfter(deadline: .now() + seconds, execute: item)
+        init(_ program: String, _ arguments: [String], limit: Duration = .seconds(60)) throws {
+            var out: [Int32] = [-1, -1]
+            var err: [Int32] = [-1, -1]
+            guard pipe(&out) == 0 else { throw SocketError.fromErrno("pipe") }
+            guard pipe(&err) == 0 else {
+                close(out[0]); close(out[1])
+                throw SocketError.fromErrno("pipe")
+            }
+            for fd in out + err { _ = fcntl(fd, F_SETFD, FD_CLOEXEC) }
+            var actions = posix_spawn_file_actions_t()
+            posix_spawn_file_actions_init(&actions)
+            posix_spawn_file_actions_adddup2(&actions, out[1], 1)
+            posix_spawn_file_actions_adddup2(&actions, err[1], 2)
+            let argv: [UnsafeMutablePointer<CChar>?] = ([program] + arguments).map { strdup($0) } + [nil]
+            let envp: [UnsafeMutablePointer<CChar>?] =
+                ProcessInfo.processInfo.environment.map { strdup("\($0.key)=\($0.value)") } + [nil]
+            var pid: pid_t = 0
+            let rc = posix_spawnp(&pid, program, &actions, nil, argv, envp)
+            posix_spawn_file_actions_destroy(&actions)
+            for pointer in argv + envp { free(pointer) }
+            close(out[1])
+            close(err[1])
+            guard rc == 0 else {
+                close(out[0]); close(err[0])
+                throw SocketError(code: rc, operation: "posix_spawnp", detail: program)
+            }
+            self.pid = pid
+            self.stdoutFD = out[0]
+            self.stderrFD = err[0]
+            let (reaped, child) = (self.reaped, pid)
+            DispatchQueue.global().asyncAfter(deadline: .now() + Double(limit.components.seconds)) {
+                reaped.withLock { done in if !done { kill(child, SIGKILL) } }
+            }
         }
 
         /// Reads one line of the child's stdout (without the newline); nil at end of output.
         func readLine() async -> String? {
-            let handle = out.fileHandleForReading
+            let fd = stdoutFD
             return await withCheckedContinuation { continuation in
                 DispatchQueue.global().async {
                     var bytes: [UInt8] = []
+                    var byte: UInt8 = 0
                     while true {
-                        let data = handle.readData(ofLength: 1)
-                        guard let byte = data.first else {
+                        let n = read(fd, &byte, 1)
+                        if n < 0 && errno == EINTR { continue }
+                        if n <= 0 {
                             continuation.resume(returning: bytes.isEmpty ? nil : String(decoding: bytes, as: UTF8.self))
                             return
                         }
@@ -172,34 +197,43 @@ enum ServerTesting {
             }
         }
 
-        /// Waits for the child to exit; returns its status and the rest of its output. Closes the pipes.
+        /// Waits for the child to exit (reading the rest of its output meanwhile) and closes the pipes.
         func finish() async -> ChildResult {
-            let outHandle = out.fileHandleForReading
-            let errHandle = err.fileHandleForReading
-            let process = self.process
-            let result: ChildResult = await withCheckedContinuation { continuation in
+            let (outFD, errFD, pid, reaped) = (stdoutFD, stderrFD, self.pid, self.reaped)
+            return await withCheckedContinuation { continuation in
                 DispatchQueue.global().async {
                     let group = DispatchGroup()
-                    let stderr = Locked(Data())
+                    let stderr = Locked<[UInt8]>([])
                     DispatchQueue.global().async(group: group) {
-                        let data = errHandle.readDataToEndOfFile()
-                        stderr.withLock { $0 = data }
+                        let bytes = Self.readToEnd(errFD)
+                        stderr.withLock { $0 = bytes }
                     }
-                    let stdout = outHandle.readDataToEndOfFile()
+                    let stdout = Self.readToEnd(outFD)
                     group.wait()
-                    process.waitUntilExit()
+                    var status: Int32 = 0
+                    while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
+                    reaped.withLock { $0 = true }
+                    close(outFD)
+                    close(errFD)
+                    // WIFEXITED: the low 7 bits are 0; then the exit code is in bits 8-15. Else 128 + signal.
+                    let code = status & 0x7f == 0 ? (status >> 8) & 0xff : 128 + (status & 0x7f)
                     continuation.resume(returning: ChildResult(
-                        status: process.terminationStatus,
+                        status: code,
                         stdout: String(decoding: stdout, as: UTF8.self),
                         stderr: String(decoding: stderr.withLock { $0 }, as: UTF8.self)))
                 }
             }
-            killer?.cancel()
-            try? outHandle.close()
-            try? errHandle.close()
-            try? out.fileHandleForWriting.close()
-            try? err.fileHandleForWriting.close()
-            return result
+        }
+
+        private static func readToEnd(_ fd: Int32) -> [UInt8] {
+            var result: [UInt8] = []
+            var buffer = [UInt8](repeating: 0, count: 4096)
+            while true {
+                let n = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+                if n < 0 && errno == EINTR { continue }
+                if n <= 0 { return result }
+                result += buffer[..<n]
+            }
         }
     }
 
