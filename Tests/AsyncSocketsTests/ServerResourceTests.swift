@@ -17,6 +17,25 @@ private final class DescriptorExhaustion {
     private var released = false
 
     static func make() async throws -> DescriptorExhaustion {
+        try await armEachClock() // (already done by warmUpClocks: this only makes sure)
+        return try DescriptorExhaustion()
+    }
+
+    /// Runs a timer on each Dispatch clock, holding the descriptor-test gate so that no other test's leak
+    /// check sees the timerfds appear. Call it before `withDescriptorCheck`: the timerfds stay open for the
+    /// life of the process and are not a leak of the test.
+    static func warmUpClocks() async throws {
+        await DescriptorTestGate.shared.enter()
+        do {
+            try await armEachClock()
+        } catch {
+            await DescriptorTestGate.shared.leave()
+            throw error
+        }
+        await DescriptorTestGate.shared.leave()
+    }
+
+    private static func armEachClock() async throws {
         try await Task.sleep(until: .now + .milliseconds(1), clock: .continuous)
         try await Task.sleep(until: .now + .milliseconds(1), clock: .suspending)
         await withCheckedContinuation { continuation in
@@ -25,7 +44,6 @@ private final class DescriptorExhaustion {
         await withCheckedContinuation { continuation in
             DispatchQueue.global().asyncAfter(wallDeadline: .now() + .milliseconds(1)) { continuation.resume() }
         }
-        return try DescriptorExhaustion()
     }
 
     private init() throws {
@@ -75,7 +93,9 @@ private final class DescriptorExhaustion {
 @Suite(.serialized) struct ServerResourceTests {
     /// Out of descriptors, the accept loop neither dies nor spins: it backs off and accepts again once
     /// descriptors are free.
-    @Test func acceptBacksOffWithoutSpinningWhenOutOfDescriptors() async throws { try await withDescriptorCheck {
+    @Test func acceptBacksOffWithoutSpinningWhenOutOfDescriptors() async throws {
+        try await DescriptorExhaustion.warmUpClocks()
+        try await withDescriptorCheck {
         let server = try AsyncServer(host: "127.0.0.1", port: 0)
         let port = server.localAddress.port!
         let waiting = try await T.connect(port) // in the kernel's queue until accepted
@@ -120,7 +140,9 @@ private final class DescriptorExhaustion {
         server.close()
     } }
 
-    @Test func closeEndsAnAcceptThatIsBackingOff() async throws { try await withDescriptorCheck {
+    @Test func closeEndsAnAcceptThatIsBackingOff() async throws {
+        try await DescriptorExhaustion.warmUpClocks()
+        try await withDescriptorCheck {
         let server = try AsyncServer(host: "127.0.0.1", port: 0)
         let waiting = try await T.connect(server.localAddress.port!)
         let exhaustion = try await DescriptorExhaustion.make()
@@ -136,7 +158,9 @@ private final class DescriptorExhaustion {
         await waiting.close()
     } }
 
-    @Test func serveSurvivesRunningOutOfDescriptors() async throws { try await withDescriptorCheck {
+    @Test func serveSurvivesRunningOutOfDescriptors() async throws {
+        try await DescriptorExhaustion.warmUpClocks()
+        try await withDescriptorCheck {
         let server = try AsyncServer(host: "127.0.0.1", port: 0)
         let port = server.localAddress.port!
         async let served: Void = server.serve(handler: T.echo)

@@ -80,8 +80,11 @@ final class SocketCore: @unchecked Sendable {
         if Task.isCancelled { return .cancelled }
         nextID &+= 1
         let id = nextID
-        return await withTaskCancellationHandler {
-            await withUnsafeContinuation { (continuation: UnsafeContinuation<WaitOutcome, Never>) in
+        // `isolation` is passed explicitly: a closure is isolated to an `isolated` parameter only if it captures
+        // it, so a plain `#isolation` inside the operation closure is nil, and the continuation body (which
+        // touches libevent and this core) would run on the global executor, racing the loop thread.
+        return await withTaskCancellationHandler(operation: {
+            await withUnsafeContinuation(isolation: isolation) { (continuation: UnsafeContinuation<WaitOutcome, Never>) in
                 let arg = Unmanaged.passUnretained(self).toOpaque()
                 let armed: Bool
                 switch direction {
@@ -105,9 +108,9 @@ final class SocketCore: @unchecked Sendable {
                 case .write: writeWaiter = waiter
                 }
             }
-        } onCancel: {
+        }, onCancel: {
             loop.execute { self.cancelWait(direction, id: id) }
-        }
+        }, isolation: isolation)
     }
 
     fileprivate func fire(_ direction: IODirection, what: Int16) {
@@ -165,17 +168,17 @@ final class SocketCore: @unchecked Sendable {
         if Task.isCancelled { return .cancelled }
         nextID &+= 1
         let id = nextID
-        return await withTaskCancellationHandler {
-            await withUnsafeContinuation { (continuation: UnsafeContinuation<WaitOutcome, Never>) in
+        return await withTaskCancellationHandler(operation: {
+            await withUnsafeContinuation(isolation: isolation) { (continuation: UnsafeContinuation<WaitOutcome, Never>) in
                 let waiter = Waiter(id: id, continuation: continuation)
                 switch direction {
                 case .read: readLock.queue.append(waiter)
                 case .write: writeLock.queue.append(waiter)
                 }
             }
-        } onCancel: {
+        }, onCancel: {
             loop.execute { self.cancelWait(direction, id: id) }
-        }
+        }, isolation: isolation)
     }
 
     /// Releases the operation lock of `direction`, handing it to the next queued task if any.
