@@ -148,12 +148,13 @@ private final class DescriptorExhaustion {
         let exhaustion = try await DescriptorExhaustion.make()
         defer { exhaustion.release() }
         let accepting = Task { try await server.accept() }
-        #expect(await T.eventually { await server.listener.backoffCount >= 3 }) // now sleeping for 40 ms or more
+        // After 7 failures the loop sleeps 640 ms (10, 20, 40, … ms before): close() must cut that sleep short.
+        #expect(await T.eventually { await server.listener.backoffCount >= 7 })
         let start = ContinuousClock.now
         server.close()
         let result = try await T.within(.seconds(10)) { try await accepting.value }
         #expect(result == nil)
-        #expect(ContinuousClock.now - start < .milliseconds(500), "close() took \(ContinuousClock.now - start)")
+        #expect(ContinuousClock.now - start < .milliseconds(400), "close() took \(ContinuousClock.now - start)")
         exhaustion.release()
         await waiting.close()
     } }
