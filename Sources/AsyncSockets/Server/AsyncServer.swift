@@ -16,7 +16,8 @@ internal import CLibeventShim
 /// ```
 ///
 /// ``close()`` ends ``accepts`` and ``serve(idleTimeout:onError:handler:)``. A server that is no longer
-/// referenced closes its descriptor.
+/// referenced, by itself or by an iterator of ``accepts``, closes its descriptor (and removes its unix
+/// socket file).
 public final class AsyncServer: Sendable {
     let listener: Listener
 
@@ -103,9 +104,6 @@ public final class AsyncServer: Sendable {
         self.listener = Listener(descriptor: fd, address: localAddress, loop: .next())
     }
 
-    deinit {
-        if let path = localAddress.unixPath, !listener.core.isClosed { unlink(path) }
-    }
 
     /// Python's `socket.has_dualstack_ipv6()`: whether an IPv6 socket can also accept IPv4 connections here.
     public static var hasDualStackIPv6: Bool {
@@ -130,6 +128,16 @@ public final class AsyncServer: Sendable {
     /// Accepts one client; `nil` once the server is closed or the task is cancelled (see ``accepts``).
     public func accept() async throws -> AsyncSocket? {
         try await listener.accept()
+    }
+
+    /// The listening descriptor (Python's `fileno()`), or `-1` once closed. Use it for options this type
+    /// does not offer; do not accept on it, close it or change its blocking mode.
+    public var descriptor: Int32 {
+        let core = listener.core
+        if core.loop.inLoop { return core.fd }
+        let result = Locked<Int32>(-1)
+        core.loop.executeAndWait { result.withLock { $0 = core.fd } }
+        return result.withLock { $0 }
     }
 
     /// Whether ``close()`` has been called.

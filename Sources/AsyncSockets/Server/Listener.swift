@@ -12,12 +12,21 @@ actor Listener: LoopBound {
 
     nonisolated var unownedExecutor: UnownedSerialExecutor { core.loop.asUnownedSerialExecutor() }
 
+    /// How many calls are inside ``accept()`` now (holding the accept turn or queued for it). For tests
+    /// and diagnostics: it rises as soon as a call enters, before it first suspends.
+    private(set) var pendingAccepts = 0
+    /// How many times an accept failed for lack of descriptors or memory and backed off (since creation).
+    private(set) var backoffCount = 0
+
     init(descriptor: Int32, address: SocketAddress, loop: EventLoop) {
         self.core = SocketCore(fd: descriptor, loop: loop)
         self.address = address
     }
 
     deinit {
+        // The last reference is gone (the server and every iterator of `accepts`), so nothing else touches the
+        // core; a unix socket file still present is ours (``AsyncServer/close()`` removes it when closing).
+        if let path = address.unixPath, !core.isClosed { unlink(path) }
         core.closeFromAnyThread()
     }
 
@@ -27,10 +36,15 @@ actor Listener: LoopBound {
 
     /// Accepts one connection. `nil` once the server is closed or the calling task is cancelled.
     ///
-    /// Concurrent callers queue in FIFO order (each gets a different connection). Transient errors
-    /// (`ECONNABORTED`, `EINTR`, `EPROTO`) are skipped; running out of descriptors (`EMFILE`, `ENFILE`,
-    /// `ENOBUFS`, `ENOMEM`) backs off from 10 ms, doubling up to 1 s, and tries again.
+    /// Concurrent callers queue in FIFO order (each gets a different connection). Transient errors are
+    /// skipped: `ECONNABORTED`, `EINTR`, and the network errors that Linux's accept(2) passes on from the
+    /// new connection (`EPROTO`, `ENETDOWN`, `ENOPROTOOPT`, `EHOSTDOWN`, `ENONET`, `EHOSTUNREACH`,
+    /// `EOPNOTSUPP`, `ENETUNREACH`) and `EPERM` (a firewall rule refused the connection). Running out of
+    /// descriptors or memory (`EMFILE`, `ENFILE`, `ENOBUFS`, `ENOMEM`) backs off from 10 ms, doubling up to
+    /// 1 s, and tries again: the connection waits in the kernel's backlog meanwhile.
     func accept() async throws -> AsyncSocket? {
+        pendingAccepts += 1
+        defer { pendingAccepts -= 1 }
         switch await acquire(.read) {
         case .ready: break
         case .cancelled, .closed, .timedOut: return nil
@@ -58,9 +72,14 @@ actor Listener: LoopBound {
                 case .cancelled, .closed: return nil
                 case .failed(let code): throw SocketError(code: code, operation: "accept", address: address, detail: "event_add failed")
                 }
-            case ECONNABORTED, EINTR, EPROTO:
+            case ECONNABORTED, EINTR, EPROTO, EPERM:
                 continue
+            #if os(Linux)
+            case ENETDOWN, ENOPROTOOPT, EHOSTDOWN, ENONET, EHOSTUNREACH, EOPNOTSUPP, ENETUNREACH:
+                continue
+            #endif
             case EMFILE, ENFILE, ENOBUFS, ENOMEM:
+                backoffCount += 1
                 switch await sleepOnLoop(microseconds: backoff) {
                 case .ready, .timedOut:
                     backoff = min(backoff * 2, Self.maximumBackoff)

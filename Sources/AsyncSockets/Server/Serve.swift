@@ -7,7 +7,8 @@ extension AsyncServer {
     ///   socket calls, readiness callbacks and resumptions all happen on the loop thread without a single hop.
     ///   (Synchronous members such as `client.close()` need no `await` inside the handler.) Each client is
     ///   closed when its handler returns.
-    /// - An error thrown by one handler goes to `onError` (if given) and does not affect the others.
+    /// - An error thrown by one handler goes to `onError` (if given) and does not affect the others. A
+    ///   `CancellationError` thrown because `serve` is shutting down is not reported.
     /// - When the task is cancelled, or ``close()`` is called, accepting stops and the running handlers are
     ///   cancelled (their pending reads and writes throw `CancellationError`); `serve` returns once they are done.
     /// - Parameters:
@@ -40,6 +41,8 @@ extension AsyncSocket {
         if let idleTimeout { timeout = idleTimeout }
         do {
             try await handler(self)
+        } catch is CancellationError where Task.isCancelled {
+            // Shutting down (the server closed or `serve` cancelled): not a handler failure.
         } catch {
             onError?(error, self)
         }
