@@ -48,6 +48,24 @@ final class SocketCore: @unchecked Sendable {
 
     var isClosed: Bool { fd < 0 }
 
+    /// What is waiting on this descriptor right now: a snapshot for tests and diagnostics. Loop thread only.
+    struct WaitState: Equatable, Sendable {
+        /// A task is suspended waiting for readability (or for a timer, on a listener).
+        var reading: Bool
+        /// A task is suspended waiting for writability (or for a connect to finish).
+        var writing: Bool
+        /// Tasks queued behind the holder of the read lock.
+        var queuedReaders: Int
+        /// Tasks queued behind the holder of the write lock.
+        var queuedWriters: Int
+    }
+
+    /// The current ``WaitState``. Loop thread only.
+    var waitState: WaitState {
+        WaitState(reading: readWaiter != nil, writing: writeWaiter != nil,
+                  queuedReaders: readLock.queue.count, queuedWriters: writeLock.queue.count)
+    }
+
     deinit {
         if fd >= 0 { _ = Glibc.close(fd) }
         // No wait can be armed here (a waiting task keeps its socket, and so this core, alive).
