@@ -99,7 +99,22 @@ final class SocketCore: @unchecked Sendable {
         nextID &+= 1
         let id = nextID
         return await withTaskCancellationHandler {
-            await withUnsafeContinuation { (continuation: UnsafeContinuation<WaitOutcome, Never>) in
+            // Every `await` is a potential suspension point, these two included: when the caller's job runs
+            // with a task executor other than the task's preference (see `EventLoop.run()`), the runtime
+            // re-enqueues the task here, and other jobs of this loop run first. By the time the body runs,
+            // the socket may be closed, or the task cancelled (and its cancellation handler may already have
+            // run and found no waiter). So the body checks again, atomically with registering the waiter.
+            // Passing `isolation` on keeps the body isolated to the caller's actor, on the loop thread.
+            await withUnsafeContinuation(isolation: isolation) { (continuation: UnsafeContinuation<WaitOutcome, Never>) in
+                assert(loop.inLoop, "SocketCore.suspend must run on its loop's thread")
+                if fd < 0 {
+                    continuation.resume(returning: .closed)
+                    return
+                }
+                if Task.isCancelled {
+                    continuation.resume(returning: .cancelled)
+                    return
+                }
                 let arg = Unmanaged.passUnretained(self).toOpaque()
                 let armed: Bool
                 switch direction {
@@ -168,23 +183,28 @@ final class SocketCore: @unchecked Sendable {
     /// `.ready` when taken; `.cancelled` or `.closed` when the wait ended otherwise (the lock is not held).
     func acquire(_ direction: IODirection, isolation: isolated (any Actor)? = #isolation) async -> WaitOutcome {
         if fd < 0 { return .closed }
-        switch direction {
-        case .read:
-            if !readLock.held {
-                readLock.held = true
-                return .ready
-            }
-        case .write:
-            if !writeLock.held {
-                writeLock.held = true
-                return .ready
-            }
-        }
+        if take(direction) { return .ready }
         if Task.isCancelled { return .cancelled }
         nextID &+= 1
         let id = nextID
         return await withTaskCancellationHandler {
-            await withUnsafeContinuation { (continuation: UnsafeContinuation<WaitOutcome, Never>) in
+            // As in `suspend`: the holder may have released the lock (or the socket been closed, or the task
+            // cancelled) while this task was re-enqueued on the way here; check again before queueing, or the
+            // waiter would sit behind a lock that nobody holds.
+            await withUnsafeContinuation(isolation: isolation) { (continuation: UnsafeContinuation<WaitOutcome, Never>) in
+                assert(loop.inLoop, "SocketCore.acquire must run on its loop's thread")
+                if fd < 0 {
+                    continuation.resume(returning: .closed)
+                    return
+                }
+                if take(direction) {
+                    continuation.resume(returning: .ready)
+                    return
+                }
+                if Task.isCancelled {
+                    continuation.resume(returning: .cancelled)
+                    return
+                }
                 let waiter = Waiter(id: id, continuation: continuation)
                 switch direction {
                 case .read: readLock.queue.append(waiter)
@@ -194,6 +214,19 @@ final class SocketCore: @unchecked Sendable {
         } onCancel: {
             loop.execute { self.cancelWait(direction, id: id) }
         }
+    }
+
+    /// Takes the lock of `direction` if it is free.
+    private func take(_ direction: IODirection) -> Bool {
+        switch direction {
+        case .read:
+            if readLock.held { return false }
+            readLock.held = true
+        case .write:
+            if writeLock.held { return false }
+            writeLock.held = true
+        }
+        return true
     }
 
     /// Releases the operation lock of `direction`, handing it to the next queued task if any.

@@ -185,8 +185,15 @@ public actor AsyncSocket {
             bytes.removeLast(maxBytes - count)
             return bytes
         }
-        let count = try await receive("read") { fd in as_recv(fd, scratch.baseAddress, UInt(maxBytes)) }
-        return Array(UnsafeRawBufferPointer(rebasing: scratch[..<count]))
+        // The scratch buffer is shared by every socket of the loop: copy out of it in the same synchronous
+        // step as the recv, before any `await` lets another socket's read reuse it.
+        var bytes: [UInt8] = []
+        _ = try await receive("read") { fd in
+            let n = as_recv(fd, scratch.baseAddress, UInt(maxBytes))
+            if n > 0 { bytes = Array(UnsafeRawBufferPointer(rebasing: scratch[..<n])) }
+            return n
+        }
+        return bytes
     }
 
     /// Reads at least one and at most `maxBytes` bytes and appends them to `buffer`, reusing its storage:
@@ -202,9 +209,12 @@ public actor AsyncSocket {
         defer { core.release(.read) }
         let scratch = core.loop.scratch
         let limit = min(maxBytes, scratch.count)
-        let count = try await receive("read") { fd in as_recv(fd, scratch.baseAddress, UInt(limit)) }
-        buffer.append(contentsOf: UnsafeRawBufferPointer(rebasing: scratch[..<count]))
-        return count
+        // Copy out of the shared scratch buffer before any `await` (see `read(upTo:)`).
+        return try await receive("read") { fd in
+            let n = as_recv(fd, scratch.baseAddress, UInt(limit))
+            if n > 0 { buffer.append(contentsOf: UnsafeRawBufferPointer(rebasing: scratch[..<n])) }
+            return n
+        }
     }
 
     /// Reads exactly `count` bytes, waiting as long as it takes (and as ``timeout`` allows).
@@ -275,6 +285,7 @@ public actor AsyncSocket {
             let n = bytes[offset...].withUnsafeBytes { as_send(fd, $0.baseAddress, UInt($0.count)) }
             if n >= 0 {
                 offset += n
+                deadline = nil          // progress: `timeout` bounds each wait, as documented, not the whole call
                 continue
             }
             let code = errno
