@@ -137,14 +137,18 @@ import Testing
     func mappedPeer() async throws { try await withDescriptorCheck {
         let server = try AsyncServer(host: "::", port: 0, family: .ipv6, dualStackIPv6: true)
         let port = try #require(server.localAddress.port)
-        let client = try await AsyncSocket.connect(to: try SocketAddress(ipv4: "127.0.0.3", port: port))
+        // From 127.0.0.3 (a source address; the kernel would pick 127.0.0.1) to 127.0.0.4.
+        let client = try await AsyncSocket.connect(to: Endpoint(host: "127.0.0.4", port: port),
+                                                   sourceAddress: Endpoint(host: "127.0.0.3", port: 0))
         let accepted = try #require(try await server.accept())
         let peer = try await accepted.remoteAddress
         #expect(peer.family == .ipv6)
         #expect(peer.isIPv4Mapped)
         #expect(peer.host == "::ffff:127.0.0.3")
-        #expect(peer.port == (try await client.localAddress.port))
-        #expect(try await accepted.localAddress.host == "::ffff:127.0.0.3")
+        #expect(peer.description == "[::ffff:127.0.0.3]:\(try await client.localAddress.port!)")
+        #expect(try await client.localAddress.host == "127.0.0.3")
+        #expect(try await client.remoteAddress == (try SocketAddress(ipv4: "127.0.0.4", port: port)))
+        #expect(try await accepted.localAddress.host == "::ffff:127.0.0.4")
         await client.close()
         await accepted.close()
         server.close()

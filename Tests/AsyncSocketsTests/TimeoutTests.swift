@@ -25,8 +25,19 @@ import Testing
 
     /// How many IPv4 sockets of this host are in SYN_SENT towards `address` (from /proc/net/tcp).
     static func synSent(to address: SocketAddress) -> Int {
-        guard let table = try? String(contentsOfFile: "/proc/net/tcp", encoding: .utf8),
-              let host = address.host, let port = address.port else { return 0 }
+        guard let host = address.host, let port = address.port else { return 0 }
+        // procfs files report size 0, so read them to the end with plain read(2).
+        let fd = open("/proc/net/tcp", O_RDONLY)
+        guard fd >= 0 else { return 0 }
+        defer { close(fd) }
+        var bytes: [UInt8] = []
+        var chunk = [UInt8](repeating: 0, count: 65536)
+        while true {
+            let n = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+            if n <= 0 { break }
+            bytes += chunk[..<n]
+        }
+        let table = String(decoding: bytes, as: UTF8.self)
         // rem_address is the IPv4 address as a little-endian hex word, then the port in hex: 0200007F:1F90.
         let octets = host.split(separator: ".").compactMap { UInt8($0) }
         let word = octets.reversed().map { String(format: "%02X", $0) }.joined()
@@ -158,7 +169,15 @@ import Testing
         let before = Self.synSent(to: target)
         let connecting = Task { try await AsyncSocket.connect(to: target) }
         // The kernel lists the attempt as SYN_SENT once connect(2) has been called; it then waits for seconds.
-        try await CoreFixtures.waitUntil("the connect is in SYN_SENT") { Self.synSent(to: target) > before }
+        do {
+            try await CoreFixtures.waitUntil("the connect is in SYN_SENT") { Self.synSent(to: target) > before }
+        } catch {
+            connecting.cancel()
+            _ = try? await connecting.value
+            await filler.close()
+            server.close()
+            throw error
+        }
         let start = ContinuousClock.now
         connecting.cancel()
         await #expect(throws: CancellationError.self) { _ = try await connecting.value }
