@@ -14,11 +14,11 @@ import Testing
     static let prompt: Duration = .seconds(2)
 
     /// Cancels `task` and returns its error and how long it took to come back.
-    static func cancel<T>(_ task: Task<T, any Error>) async -> (error: (any Error)?, elapsed: Duration) {
+    static func cancel<T: Sendable>(_ task: Task<T, any Error>) async -> (error: (any Error)?, elapsed: Duration) {
         let start = ContinuousClock.now
         task.cancel()
         do {
-            _ = try await task.value
+            _ = try await CoreFixtures.value(of: task)
             return (nil, ContinuousClock.now - start)
         } catch {
             return (error, ContinuousClock.now - start)
@@ -81,7 +81,7 @@ import Testing
         #expect(state.reading && state.queuedReaders == 0)
 
         try await a.write([1, 2, 3, 4, 5, 6])
-        #expect(try await first.value == [1, 2, 3])
+        #expect(try await CoreFixtures.value(of: first) == [1, 2, 3])
         #expect(try await b.read(exactly: 3) == [4, 5, 6], "the lock was released after the cancelled read")
         await a.close()
         await b.close()
@@ -101,7 +101,7 @@ import Testing
         #expect(elapsed < Self.prompt)
 
         let bytes = try await CoreFixtures.readUntil(Array("END".utf8), from: b)
-        try await first.value
+        try await CoreFixtures.value(of: first)
         #expect(!bytes.contains(0xFF), "the cancelled write sent nothing")
         try await a.write("more")
         #expect(try await b.read(exactly: 4) == Array("more".utf8))
@@ -116,7 +116,7 @@ import Testing
             withUnsafeCurrentTask { $0?.cancel() }
             return try await b.read(upTo: 10)
         }
-        await #expect(throws: CancellationError.self) { try await task.value }
+        await #expect(throws: CancellationError.self) { try await CoreFixtures.value(of: task) }
         await a.close()
         await b.close()
     } }
@@ -136,7 +136,7 @@ import Testing
         let start = ContinuousClock.now
         await b.close()
         for task in [reader, queued] {
-            let error = await #expect(throws: SocketError.self) { _ = try await task.value }
+            let error = await #expect(throws: SocketError.self) { _ = try await CoreFixtures.value(of: task) }
             #expect(error?.code == EBADF)
             #expect(error?.operation == "read")
         }
@@ -158,7 +158,7 @@ import Testing
         let start = ContinuousClock.now
         await a.close()
         for task in [writer, queued] {
-            let error = await #expect(throws: SocketError.self) { try await task.value }
+            let error = await #expect(throws: SocketError.self) { try await CoreFixtures.value(of: task) }
             #expect(error?.code == EBADF)
             #expect(error?.operation == "write")
         }

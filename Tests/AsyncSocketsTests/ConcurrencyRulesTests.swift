@@ -166,7 +166,7 @@ import Testing
         }
         try await a.write([0, 0, 1, 1, 2, 2, 3, 3, 4, 4])
         for (n, task) in tasks.enumerated() {
-            #expect(try await task.value == [UInt8(n), UInt8(n)])
+            #expect(try await CoreFixtures.value(of: task) == [UInt8(n), UInt8(n)])
         }
         await a.close()
         await b.close()

@@ -144,7 +144,7 @@ private let sigpipeCount = Atomic<Int>(0)
             if chunk.isEmpty { break }
             received += chunk
         }
-        try await writer.value
+        try await CoreFixtures.value(of: writer)
         #expect(CoreFixtures.sameBytes(received, request))
 
         // b's write side is still open, and a's read side too.

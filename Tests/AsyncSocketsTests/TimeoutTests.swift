@@ -73,7 +73,7 @@ import Testing
         let reader = Task { try await b.read(upTo: 10) }
         try await CoreFixtures.waitUntil("the read waits") { await b.coreTestWaitState().reading }
         try await a.write([4])
-        #expect(try await reader.value == [4])
+        #expect(try await CoreFixtures.value(of: reader) == [4])
         await a.close()
         await b.close()
     } }
@@ -124,7 +124,7 @@ import Testing
         let start = ContinuousClock.now
         try await a.write(data)
         let elapsed = ContinuousClock.now - start
-        #expect(CoreFixtures.sameBytes(try await reader.value, data))
+        #expect(CoreFixtures.sameBytes(try await CoreFixtures.value(of: reader), data))
         // Only meaningful if the write really outlasted the timeout.
         #expect(elapsed > .milliseconds(400), "the write finished in \(elapsed); the test proves nothing")
         await a.close()
@@ -180,7 +180,7 @@ import Testing
         }
         let start = ContinuousClock.now
         connecting.cancel()
-        await #expect(throws: CancellationError.self) { _ = try await connecting.value }
+        await #expect(throws: CancellationError.self) { _ = try await CoreFixtures.value(of: connecting) }
         #expect(ContinuousClock.now - start < .seconds(2))
         await filler.close()
         server.close()

@@ -97,6 +97,18 @@ enum CoreFixtures {
         }
     }
 
+    /// `task.value`, but failing the test (and cancelling the task) if it does not finish within `limit`:
+    /// a call that should return promptly must not hang the whole run when it does not.
+    static func value<T: Sendable>(of task: Task<T, any Error>, within limit: Duration = .seconds(30),
+                                   sourceLocation: SourceLocation = #_sourceLocation) async throws -> T {
+        do {
+            return try await within(limit, "the task", sourceLocation: sourceLocation) { try await task.value }
+        } catch let failure as Failure {
+            task.cancel()
+            throw failure
+        }
+    }
+
     /// Writes on `socket` until the kernel's buffers are full: the next write of any size would wait.
     /// Returns how many bytes went in. Uses the raw descriptor so the test knows exactly when it is full.
     static func fillSendBuffer(_ socket: AsyncSocket) async -> Int {
