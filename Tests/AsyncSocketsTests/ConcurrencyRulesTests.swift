@@ -11,8 +11,14 @@ import Testing
 @Suite("Concurrency rules") struct ConcurrencyRulesTests {
     typealias Transport = CoreFixtures.Transport
 
-    @Test("8 tasks writing 1 MiB messages at once: each message arrives contiguous", arguments: Transport.allCases)
-    func concurrentWritesDoNotInterleave(_ transport: Transport) async throws { try await withDescriptorCheck {
+    /// The task executor the tasks of a test prefer: none (the global pool: every socket call hops to the loop
+    /// and back), or the socket's loop (the `serve` fast path: no hops). The runtime suspends at different
+    /// points in the two cases, so the rules are checked in both.
+    static let preferences: [Bool] = [false, true]
+
+    @Test("8 tasks writing 1 MiB messages at once: each message arrives contiguous",
+          arguments: Transport.allCases, preferences)
+    func concurrentWritesDoNotInterleave(_ transport: Transport, preferLoop: Bool) async throws { try await withDescriptorCheck {
         let writers = 8
         let size = 1 << 20                                      // far more than a socket buffer: writes suspend
         let (a, b) = try await transport.open()
@@ -24,10 +30,11 @@ import Testing
 
         let received = try await CoreFixtures.within(.seconds(120), "concurrent writes") {
             try await withThrowingTaskGroup(of: [UInt8]?.self) { group in
+                let preference: (any TaskExecutor)? = preferLoop ? a.eventLoop : nil
                 for w in 0..<writers {
-                    group.addTask { try await a.write(messages[w]); return nil }
+                    group.addTask(executorPreference: preference) { try await a.write(messages[w]); return nil }
                 }
-                group.addTask {
+                group.addTask(executorPreference: preference) {
                     var buffer: [UInt8] = []
                     buffer.reserveCapacity(writers * size)
                     while buffer.count < writers * size {
@@ -57,8 +64,9 @@ import Testing
         await b.close()
     } }
 
-    @Test("8 tasks reading exactly 8 bytes at once: every record read exactly once", arguments: Transport.allCases)
-    func concurrentExactReadsPartitionTheStream(_ transport: Transport) async throws { try await withDescriptorCheck {
+    @Test("8 tasks reading exactly 8 bytes at once: every record read exactly once",
+          arguments: Transport.allCases, preferences)
+    func concurrentExactReadsPartitionTheStream(_ transport: Transport, preferLoop: Bool) async throws { try await withDescriptorCheck {
         let records = 20_000
         let (a, b) = try await transport.open()
         var stream: [UInt8] = []
@@ -68,7 +76,8 @@ import Testing
 
         let got = try await CoreFixtures.within(.seconds(120), "concurrent exact reads") {
             try await withThrowingTaskGroup(of: [UInt64].self) { group in
-                group.addTask {
+                let preference: (any TaskExecutor)? = preferLoop ? b.eventLoop : nil
+                group.addTask(executorPreference: preference) {
                     // Odd-sized writes, so records straddle write and segment boundaries.
                     var offset = 0
                     while offset < data.count {
@@ -80,7 +89,7 @@ import Testing
                     return []
                 }
                 for _ in 0..<8 {
-                    group.addTask {
+                    group.addTask(executorPreference: preference) {
                         var mine: [UInt64] = []
                         while true {
                             let record: [UInt8]
