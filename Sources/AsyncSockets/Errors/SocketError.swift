@@ -51,6 +51,8 @@ public struct SocketError: Error, Sendable, Hashable, CustomStringConvertible {
     }
 
     private static func preposition(for operation: String) -> String {
+        // "read(upTo:)", "read(exactly:)", "read(into:upTo:)" read from their peer like "read" does.
+        if operation.hasPrefix("read(") { return "from" }
         switch operation {
         case "read", "recv", "accept": return "from"
         case "listen": return "on"

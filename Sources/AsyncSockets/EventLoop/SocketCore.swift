@@ -290,6 +290,24 @@ final class SocketCore: @unchecked Sendable {
         return lock.queue.remove(at: index)
     }
 
+    /// What is waiting on this core now (for tests and diagnostics).
+    struct WaitState: Equatable, Sendable {
+        /// A task is suspended waiting for readability (or for a timer, on a listener).
+        var reading: Bool
+        /// A task is suspended waiting for writability (or for a connect to finish).
+        var writing: Bool
+        /// Tasks queued behind the holder of the read lock.
+        var queuedReaders: Int
+        /// Tasks queued behind the holder of the write lock.
+        var queuedWriters: Int
+    }
+
+    /// The current ``WaitState``. Loop thread only.
+    var waitState: WaitState {
+        WaitState(reading: readWaiter != nil, writing: writeWaiter != nil,
+                  queuedReaders: readLock.queue.count, queuedWriters: writeLock.queue.count)
+    }
+
     // MARK: Closing
 
     /// Closes the descriptor, frees the libevent events and wakes every waiter with `.closed`. Idempotent.

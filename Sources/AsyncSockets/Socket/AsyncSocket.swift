@@ -321,6 +321,7 @@ public actor AsyncSocket: LoopBound {
             let n = bytes[offset...].withUnsafeBytes { as_send(fd, $0.baseAddress, UInt($0.count)) }
             if n >= 0 {
                 offset += n
+                deadline = nil  // progress: the timeout counts from here again
                 continue
             }
             let code = errno
