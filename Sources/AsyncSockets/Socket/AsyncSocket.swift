@@ -281,7 +281,9 @@ public actor AsyncSocket: LoopBound {
         while true {
             let fd = core.fd
             guard fd >= 0 else { throw SocketError.closed(operation, address: peer) }
-            if !core.readHint {
+            // No readiness edge since the last EAGAIN: wait for one instead of a recv that would fail, except
+            // with a zero timeout (non-blocking use), where the edge may simply not be processed yet.
+            if !core.readHint, timeout.map({ $0 > .zero }) ?? true {
                 try await waitFor(.read, operation, deadline: &deadline)
                 continue
             }
