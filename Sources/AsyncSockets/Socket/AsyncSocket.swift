@@ -295,6 +295,7 @@ public actor AsyncSocket: LoopBound {
                 throw SocketError(code: code, operation: operation, address: peer)
             }
             core.markDrained(.read)
+            try await waitFor(.read, operation, deadline: &deadline)
         }
     }
 
