@@ -23,11 +23,13 @@ internal import CLibeventShim
 /// `eventfd` registered in the `event_base`, only when the loop is asleep in `epoll_wait`.
 public final class EventLoop: SerialExecutor, TaskExecutor, @unchecked Sendable, CustomStringConvertible {
     // @unchecked Sendable, proved field by field:
-    // - `base`, `wakeRead`, `wakeWrite`, `scratch`, `threadID` are written once, before `init` returns
-    //   (the initializer waits for the thread to publish `threadID`), and only read afterwards;
+    // - `base`, `wakeRead`, `wakeWrite`, `scratch`, `serialExecutor`, `threadID` are written once, before
+    //   `init` returns (`serialExecutor` before the thread starts; the initializer waits for the thread to
+    //   publish `threadID` and `wakeEvent`), and only read afterwards;
     // - `remote`, `sleeping` and `wakePending` are only touched with `lock` held;
-    // - `local`, `running` and the libevent base itself are only touched on the loop thread (every use is
-    //   in `run()`, in libevent callbacks, or behind `precondition(inLoop)` / `enqueue`'s `inLoop` check).
+    // - `local`, `running`, `resumingTaskPrefersLoop`, `jobsRun`, `polls` and the libevent base itself are
+    //   only touched on the loop thread (every use is in `run()`, in libevent callbacks, in `resume`, or
+    //   behind `inLoop` checks; `statistics` reads the counters through `executeAndWait`).
 
     enum Job {
         /// A task's job; `prefersLoop` when the task prefers this loop as its task executor.
@@ -55,14 +57,18 @@ public final class EventLoop: SerialExecutor, TaskExecutor, @unchecked Sendable,
     private var threadID = pthread_t()
     private var resumingTaskPrefersLoop = false
     private var serialExecutor: LoopSerialExecutor!
-    /// Jobs and closures run, and readiness polls made, since start (loop thread only; read racily by
-    /// benchmarks through `statistics`).
+    /// Jobs and closures run, and readiness polls made, since start (loop thread only).
     private var jobsRun = 0
     private var polls = 0
 
-    /// Counters for benchmarks and tests: jobs run and readiness polls since the loop started. Read from
-    /// another thread the values may be slightly stale.
-    @_spi(Statistics) public var statistics: (jobs: Int, polls: Int) { (jobsRun, polls) }
+    /// Counters for benchmarks and tests: jobs run and readiness polls since the loop started (read on the
+    /// loop thread; from another thread this waits for the loop to answer).
+    @_spi(Statistics) public var statistics: (jobs: Int, polls: Int) {
+        if inLoop { return (jobsRun, polls) }
+        let result = Locked((jobs: 0, polls: 0))
+        executeAndWait { result.withLock { $0 = (self.jobsRun, self.polls) } }
+        return result.withLock { $0 }
+    }
 
     /// A buffer that reads on this loop's thread fill before copying out; one per loop, not per socket.
     let scratch: UnsafeMutableRawBufferPointer
