@@ -144,7 +144,22 @@ final class SocketCore: @unchecked Sendable {
     /// Ends the wait `id` with `.cancelled` if it is still pending (a wait or a queued lock request).
     /// Loop thread only: cancellation handlers reach it through `loop.execute`.
     func cancel(_ direction: IODirection, id: UInt64) {
-        cancelWait(direction, id: id)
+        switch direction {
+        case .read:
+            guard let waiter = readWaiter, waiter.id == id else {
+                return cancelQueued(.read, id: id)
+            }
+            readWaiter = nil
+            readTimer.disarm()
+            resume(waiter, .cancelled)
+        case .write:
+            guard let waiter = writeWaiter, waiter.id == id else {
+                return cancelQueued(.write, id: id)
+            }
+            writeWaiter = nil
+            writeTimer.disarm()
+            resume(waiter, .cancelled)
+        }
     }
 
     /// Registers the persistent edge-triggered event of `direction` if it is not yet registered.
@@ -207,24 +222,6 @@ final class SocketCore: @unchecked Sendable {
         }
     }
 
-    private func cancelWait(_ direction: IODirection, id: UInt64) {
-        switch direction {
-        case .read:
-            guard let waiter = readWaiter, waiter.id == id else {
-                return cancelQueued(.read, id: id)
-            }
-            readWaiter = nil
-            readTimer.disarm()
-            resume(waiter, .cancelled)
-        case .write:
-            guard let waiter = writeWaiter, waiter.id == id else {
-                return cancelQueued(.write, id: id)
-            }
-            writeWaiter = nil
-            writeTimer.disarm()
-            resume(waiter, .cancelled)
-        }
-    }
 
     // MARK: Operation locks
 

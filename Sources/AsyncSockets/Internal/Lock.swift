@@ -39,9 +39,10 @@ final class Lock: @unchecked Sendable {
 }
 
 /// A value guarded by a `Lock`.
-final class Locked<Value>: @unchecked Sendable {
+final class Locked<Value: Sendable>: @unchecked Sendable {
     // @unchecked Sendable: `value` is only read or written inside `lock.withLock`, so every access is
-    // serialised by the mutex; callers cannot reach `value` any other way.
+    // serialised by the mutex; callers cannot reach `value` any other way. `Value: Sendable`, so what a
+    // caller copies out of the lock may safely travel to another thread.
     private let lock = Lock()
     private var value: Value
 
