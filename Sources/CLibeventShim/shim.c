@@ -19,7 +19,6 @@ _Static_assert(AS_EV_TIMEOUT == EV_TIMEOUT, "EV_TIMEOUT");
 _Static_assert(AS_EV_READ == EV_READ, "EV_READ");
 _Static_assert(AS_EV_WRITE == EV_WRITE, "EV_WRITE");
 _Static_assert(AS_EV_PERSIST == EV_PERSIST, "EV_PERSIST");
-_Static_assert(AS_EV_ET == EV_ET, "EV_ET");
 _Static_assert(AS_LOOP_ONCE == EVLOOP_ONCE, "EVLOOP_ONCE");
 _Static_assert(AS_LOOP_NONBLOCK == EVLOOP_NONBLOCK, "EVLOOP_NONBLOCK");
 
@@ -28,8 +27,6 @@ void *as_base_new(void) {
     if (config == NULL) return NULL;
     /* Every libevent call is made on the loop's own thread: no internal locks needed. */
     event_config_set_flag(config, EVENT_BASE_FLAG_NOLOCK);
-    /* Sockets register persistent edge-triggered events: a backend without EV_ET would spin. */
-    event_config_require_features(config, EV_FEATURE_ET);
     struct event_base *base = event_base_new_with_config(config);
     event_config_free(config);
     return base;

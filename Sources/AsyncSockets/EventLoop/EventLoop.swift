@@ -121,7 +121,7 @@ public final class EventLoop: SerialExecutor, TaskExecutor, @unchecked Sendable,
 
     /// Enqueues a job for an actor on this loop (the serial executor's requirement). Whether the job's task
     /// prefers this loop is known when the job is a continuation that this loop resumes (see
-    /// `resume(_:with:prefersLoop:)`); other jobs run without a task executor.
+    /// `resume(_:with:)`); other jobs run without a task executor.
     fileprivate func enqueueIsolated(_ job: consuming ExecutorJob) {
         submit(.task(UnownedJob(job), prefersLoop: inLoop && resumingTaskPrefersLoop))
     }
@@ -142,12 +142,13 @@ public final class EventLoop: SerialExecutor, TaskExecutor, @unchecked Sendable,
         return withUnsafeCurrentTask { $0?.unownedTaskExecutor == mine }
     }
 
-    /// Resumes a continuation of a task suspended on an actor of this loop, telling `enqueueIsolated` whether
-    /// that task prefers this loop, so the job runs with the right task executor and its next calls into
-    /// sockets on this loop need no extra hop. Loop thread only.
+    /// Resumes a continuation of a task suspended on an actor of this loop. The task prefers this loop as its
+    /// task executor while it waits (see `LoopBound`), so the runtime enqueues it here through `enqueue`; should
+    /// the job come through the serial executor instead, `enqueueIsolated` still runs it with the loop as its
+    /// task executor, so its next calls into sockets on this loop need no extra hop. Loop thread only.
     @inline(__always)
-    func resume<T: Sendable>(_ continuation: UnsafeContinuation<T, Never>, with value: T, prefersLoop: Bool) {
-        resumingTaskPrefersLoop = prefersLoop
+    func resume<T: Sendable>(_ continuation: UnsafeContinuation<T, Never>, with value: T) {
+        resumingTaskPrefersLoop = true
         continuation.resume(returning: value)
         resumingTaskPrefersLoop = false
     }
@@ -231,7 +232,11 @@ public final class EventLoop: SerialExecutor, TaskExecutor, @unchecked Sendable,
                 return sleeping
             }
             polls &+= 1
-            _ = as_base_loop(base, Int32(idle ? AS_LOOP_ONCE : AS_LOOP_NONBLOCK))
+            // One round either way: `ONCE` alone blocks until something is active; with `NONBLOCK` it returns
+            // at once. (`NONBLOCK` without `ONCE` keeps polling for as long as each poll finds events, which
+            // with level-triggered reads never ends while a socket nobody reads stays readable, and would hold
+            // back the jobs that read it.)
+            _ = as_base_loop(base, Int32(idle ? AS_LOOP_ONCE : AS_LOOP_ONCE | AS_LOOP_NONBLOCK))
             if idle { lock.withLock { sleeping = false } }
         }
     }

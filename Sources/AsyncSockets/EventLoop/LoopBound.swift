@@ -8,6 +8,7 @@ protocol LoopBound: Actor {
 extension LoopBound {
     /// Waits until the descriptor is ready in `direction`, `timeoutMicroseconds` pass (negative: never),
     /// the task is cancelled or the socket is closed. Call it after ``SocketCore/markDrained(_:)``.
+    @inline(__always)
     func waitReady(_ direction: IODirection, timeoutMicroseconds: Int64 = -1) async -> WaitOutcome {
         await suspend(direction, timeoutMicroseconds: timeoutMicroseconds, sleep: false)
     }
@@ -17,12 +18,29 @@ extension LoopBound {
         await suspend(.read, timeoutMicroseconds: microseconds, sleep: true)
     }
 
+    @inline(__always)
     private func suspend(_ direction: IODirection, timeoutMicroseconds: Int64, sleep: Bool) async -> WaitOutcome {
         let core = self.core
         if core.isClosed { return .closed }
         if Task.isCancelled { return .cancelled }
+        if core.loop.currentTaskPrefersLoop {
+            return await suspendOnLoop(direction, timeoutMicroseconds: timeoutMicroseconds, sleep: sleep)
+        }
+        // A task that does not prefer the loop (plain `Task {}` code) waits with the loop as its preferred task
+        // executor. Its continuation then runs on the loop as soon as the loop resumes it, where this actor
+        // is; without the preference it would be enqueued on the global pool first, only to hop straight back
+        // to the loop (two thread hops and two of Dispatch's allocations per wait, measured).
+        return await withTaskExecutorPreference(core.loop) {
+            await self.suspendOnLoop(direction, timeoutMicroseconds: timeoutMicroseconds, sleep: sleep)
+        }
+    }
+
+    /// The body of `suspend`, for a task that prefers the loop as its task executor (so the loop resumes it
+    /// on its own thread).
+    @inline(__always)
+    private func suspendOnLoop(_ direction: IODirection, timeoutMicroseconds: Int64, sleep: Bool) async -> WaitOutcome {
+        let core = self.core
         let id = core.makeWaitID()
-        let prefersLoop = core.loop.currentTaskPrefersLoop
         return await withTaskCancellationHandler {
             // `self.core`, not `core`: a closure in a generic actor context is isolated to the actor only when
             // it captures `self` (SE-0420); without the capture it would run on the global executor.
@@ -30,7 +48,7 @@ extension LoopBound {
                 // A cancellation that arrived before this point may have found no waiter to cancel.
                 if Task.isCancelled { return continuation.resume(returning: .cancelled) }
                 self.core.beginWait(direction, id: id, timeoutMicroseconds: timeoutMicroseconds, sleep: sleep,
-                                    prefersLoop: prefersLoop, continuation)
+                                    continuation)
             }
         } onCancel: {
             core.loop.execute { core.cancel(direction, id: id) }
@@ -48,14 +66,21 @@ extension LoopBound {
     }
 
     private func queueForLock(_ direction: IODirection) async -> WaitOutcome {
-        let core = self.core
         if Task.isCancelled { return .cancelled }
+        if core.loop.currentTaskPrefersLoop { return await queueForLockOnLoop(direction) }
+        // Waits with the loop as the preferred task executor: see `suspend`.
+        return await withTaskExecutorPreference(core.loop) { await self.queueForLockOnLoop(direction) }
+    }
+
+    /// The body of `queueForLock`, for a task that prefers the loop as its task executor.
+    @inline(__always)
+    private func queueForLockOnLoop(_ direction: IODirection) async -> WaitOutcome {
+        let core = self.core
         let id = core.makeWaitID()
-        let prefersLoop = core.loop.currentTaskPrefersLoop
         return await withTaskCancellationHandler {
             await withUnsafeContinuation { continuation in
                 if Task.isCancelled { return continuation.resume(returning: .cancelled) }  // see `suspend`
-                self.core.enqueueForLock(direction, id: id, prefersLoop: prefersLoop, continuation)  // `self`: see `suspend`
+                self.core.enqueueForLock(direction, id: id, continuation)  // `self`: see `suspend`
             }
         } onCancel: {
             core.loop.execute { core.cancel(direction, id: id) }

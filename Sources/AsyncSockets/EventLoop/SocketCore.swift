@@ -13,11 +13,23 @@ internal import CLibeventShim
 /// synchronous: the actors suspend (see `LoopBound`) and hand it their continuations.
 ///
 /// ## Readiness
-/// A direction is registered with libevent the first time it has to wait, as a persistent, edge-triggered
-/// event (`EV_PERSIST | EV_ET`), and stays registered until ``close()``: a wait then costs no syscall, only
-/// storing the continuation. An edge is remembered in a readiness hint per direction, cleared when a syscall
-/// finds nothing to do (`EAGAIN`); a wait that starts while its hint is set returns at once, so no edge is ever
-/// lost between a failed syscall and the wait. Timeouts use separate timer events (no syscall either).
+/// A direction is registered with libevent the first time it has to wait, as a persistent, level-triggered event
+/// (`EV_PERSIST`), and stays registered while it is wanted: a wait then costs no syscall, only storing the
+/// continuation. Each direction has a readiness hint: a report from libevent sets it, a syscall that found nothing
+/// to do clears it, and a wait that starts while its hint is set returns at once, so no report is lost between a
+/// syscall and the wait. Timeouts use separate timer events (no syscall either).
+///
+/// - A read that returns fewer bytes than asked for clears the read hint, so the next read waits instead of
+///   calling `recv` only to get `EAGAIN`: one syscall fewer per request/response. The guess is safe only
+///   because the event is level-triggered: if bytes, an end of stream or an error are still pending (a FIN or
+///   RST that arrived together with the data raises no further edge), the next poll reports the socket again.
+/// - A level-triggered event that nobody waits for is reported on every poll (a socket is writable nearly all
+///   the time), so it is removed when that happens: a write event at its first such report, a read event after
+///   ``unwantedReportLimit`` reports in a row. The next wait in that direction adds it again.
+/// - Both directions of a descriptor must use the same mode: libevent keeps one epoll registration per
+///   descriptor, whose edge-triggered flag follows the last change made to it, so an edge-triggered write event
+///   would silently make the read event edge-triggered too (and a level-triggered read event would make the write
+///   event level-triggered: a loop that never sleeps).
 ///
 /// ## Lifetime
 /// While libevent holds events whose callback argument is this object, the object keeps itself alive
@@ -34,15 +46,15 @@ final class SocketCore: @unchecked Sendable {
     struct Waiter {
         let id: UInt64
         let continuation: UnsafeContinuation<WaitOutcome, Never>
-        /// A sleep: readiness edges do not end it, only its timer.
+        /// A sleep: readiness reports do not end it, only its timer.
         let ignoresReadiness: Bool
-        /// The waiting task prefers the loop as its task executor (see `EventLoop.resume`).
-        let prefersLoop: Bool
     }
 
+    /// Resumes a waiter. Every waiting task prefers the loop as its task executor while it waits (`LoopBound`
+    /// sees to that), so its continuation runs on the loop thread.
     @inline(__always)
     private func resume(_ waiter: Waiter, _ outcome: WaitOutcome) {
-        loop.resume(waiter.continuation, with: outcome, prefersLoop: waiter.prefersLoop)
+        loop.resume(waiter.continuation, with: outcome)
     }
 
     /// A FIFO lock for one direction: held across suspensions so that writes never interleave and reads
@@ -65,9 +77,16 @@ final class SocketCore: @unchecked Sendable {
     private var nextID: UInt64 = 0
     private var retainedByEvents = false
 
-    /// Whether a read may find data without waiting: false after a read drained the socket, true again after
-    /// a readiness edge.
+    /// Whether a read may find data without waiting: false after a read found the socket drained (`EAGAIN` or
+    /// a short read), true again after a readiness report.
     var readHint = true
+    /// Read readiness reports in a row that found no reader waiting (see ``unwantedReportLimit``).
+    private var unwantedReadReports = 0
+    /// After this many read reports in a row with no reader waiting, the level-triggered read event is
+    /// removed until a read waits again. Two, not one: a reader that is about to wait (its job is queued, or it
+    /// is on its way from another thread) usually arrives within one loop iteration, and removing and adding
+    /// the event again would cost two `epoll_ctl` calls.
+    static let unwantedReportLimit = 2
 
     init(fd: Int32, loop: EventLoop) {
         self.fd = fd
@@ -99,13 +118,12 @@ final class SocketCore: @unchecked Sendable {
         return nextID
     }
 
-    /// Readiness hints: whether `direction` may be ready. An edge sets the hint; an operation that found the
-    /// descriptor drained (`EAGAIN`, `EINPROGRESS`, a short read) clears it with ``markDrained(_:)`` before
-    /// waiting. A wait that starts while the hint is set returns at once, so an edge that arrived between the
-    /// failed syscall and the wait is never lost.
+    /// Whether a write may find room without waiting: false after `EAGAIN` (or a connect in progress), true
+    /// again after a readiness report.
     private var writeHint = true
 
-    /// Clears the readiness hint of `direction`: the last syscall found nothing to do.
+    /// Clears the readiness hint of `direction`: the last syscall found nothing (more) to do. For reads, also
+    /// after a short read (see "Readiness" above).
     func markDrained(_ direction: IODirection) {
         switch direction {
         case .read: readHint = false
@@ -115,7 +133,7 @@ final class SocketCore: @unchecked Sendable {
 
     /// Starts a wait: registers the direction if needed, arms the timeout, stores the waiter; or resumes
     /// `continuation` at once (closed, already ready, libevent failure). Loop thread only.
-    func beginWait(_ direction: IODirection, id: UInt64, timeoutMicroseconds: Int64, sleep: Bool, prefersLoop: Bool,
+    func beginWait(_ direction: IODirection, id: UInt64, timeoutMicroseconds: Int64, sleep: Bool,
                    _ continuation: UnsafeContinuation<WaitOutcome, Never>) {
         loop.checkIsolated()
         if fd < 0 { return continuation.resume(returning: .closed) }
@@ -134,7 +152,7 @@ final class SocketCore: @unchecked Sendable {
             guard armed else { return continuation.resume(returning: .failed(errno)) }
             retainWhileEventsExist()
         }
-        let waiter = Waiter(id: id, continuation: continuation, ignoresReadiness: sleep, prefersLoop: prefersLoop)
+        let waiter = Waiter(id: id, continuation: continuation, ignoresReadiness: sleep)
         switch direction {
         case .read: readWaiter = waiter
         case .write: writeWaiter = waiter
@@ -162,18 +180,19 @@ final class SocketCore: @unchecked Sendable {
         }
     }
 
-    /// Registers the persistent edge-triggered event of `direction` if it is not yet registered.
+    /// Registers the persistent, level-triggered event of `direction` if it is not registered.
     private func register(_ direction: IODirection) -> WaitOutcome? {
         let arg = Unmanaged.passUnretained(self).toOpaque()
         let ok: Bool
         switch direction {
         case .read:
+            unwantedReadReports = 0
             if readEvent.isArmed { return nil }
-            ok = readEvent.arm(base: loop.base, fd: fd, what: AS_EV_READ | AS_EV_PERSIST | AS_EV_ET,
+            ok = readEvent.arm(base: loop.base, fd: fd, what: AS_EV_READ | AS_EV_PERSIST,
                                timeoutMicroseconds: -1, callback: readCallback, arg: arg)
         case .write:
             if writeEvent.isArmed { return nil }
-            ok = writeEvent.arm(base: loop.base, fd: fd, what: AS_EV_WRITE | AS_EV_PERSIST | AS_EV_ET,
+            ok = writeEvent.arm(base: loop.base, fd: fd, what: AS_EV_WRITE | AS_EV_PERSIST,
                                 timeoutMicroseconds: -1, callback: writeCallback, arg: arg)
         }
         guard ok else { return .failed(errno) }
@@ -188,18 +207,31 @@ final class SocketCore: @unchecked Sendable {
         }
     }
 
-    /// A readiness edge (persistent event) in `direction`.
+    /// A readiness report (persistent event) in `direction`.
     fileprivate func ready(_ direction: IODirection) {
         switch direction {
         case .read:
             readHint = true
-            guard let waiter = readWaiter, !waiter.ignoresReadiness else { return }
+            guard let waiter = readWaiter, !waiter.ignoresReadiness else {
+                // Level-triggered: nobody wants this now, and it will be reported on every poll until read.
+                unwantedReadReports += 1
+                if unwantedReadReports >= Self.unwantedReportLimit {
+                    unwantedReadReports = 0
+                    readEvent.disarm()
+                }
+                return
+            }
+            unwantedReadReports = 0
             readWaiter = nil
             readTimer.disarm()
             resume(waiter, .ready)
         case .write:
             writeHint = true
-            guard let waiter = writeWaiter else { return }
+            guard let waiter = writeWaiter else {
+                // Level-triggered and writable: reported on every poll until removed.
+                writeEvent.disarm()
+                return
+            }
             writeWaiter = nil
             writeTimer.disarm()
             resume(waiter, .ready)
@@ -241,12 +273,11 @@ final class SocketCore: @unchecked Sendable {
 
     /// Queues for the operation lock of `direction` (FIFO); `continuation` is resumed with `.ready` when the
     /// lock is handed over, or `.cancelled`/`.closed`. Loop thread only.
-    func enqueueForLock(_ direction: IODirection, id: UInt64, prefersLoop: Bool,
-                        _ continuation: UnsafeContinuation<WaitOutcome, Never>) {
+    func enqueueForLock(_ direction: IODirection, id: UInt64, _ continuation: UnsafeContinuation<WaitOutcome, Never>) {
         loop.checkIsolated()
         if fd < 0 { return continuation.resume(returning: .closed) }
         if tryAcquire(direction) { return continuation.resume(returning: .ready) }
-        let waiter = Waiter(id: id, continuation: continuation, ignoresReadiness: false, prefersLoop: prefersLoop)
+        let waiter = Waiter(id: id, continuation: continuation, ignoresReadiness: false)
         switch direction {
         case .read: readLock.queue.append(waiter)
         case .write: writeLock.queue.append(waiter)

@@ -181,14 +181,21 @@ public actor AsyncSocket: LoopBound {
         guard maxBytes > 0 else {
             throw SocketError.invalidArgument("read(upTo:)", "maxBytes must be positive, got \(maxBytes)", address: peer)
         }
-        try await lock(.read, "read")
+        if !core.tryAcquire(.read) { try await lock(.read, "read") }
         defer { core.release(.read) }
         let scratch = core.loop.scratch
         if maxBytes > scratch.count {
             // `maxBytes` is a bound, not a size to allocate: `read(upTo: .max)` must not try to allocate it.
             let maxBytes = min(maxBytes, Self.largestSingleRead)
             var bytes = [UInt8](repeating: 0, count: maxBytes)
-            let count = try await receive("read") { fd in bytes.withUnsafeMutableBytes { as_recv(fd, $0.baseAddress, UInt($0.count)) } }
+            var deadline: Deadline?
+            var count: Int
+            while true {
+                if let n = try tryReceive("read", upTo: maxBytes, { fd in
+                    bytes.withUnsafeMutableBytes { as_recv(fd, $0.baseAddress, UInt($0.count)) }
+                }) { count = n; break }
+                deadline = try await waitFor(.read, "read", deadline: deadline)
+            }
             bytes.removeLast(maxBytes - count)
             return bytes
         }
@@ -196,10 +203,13 @@ public actor AsyncSocket: LoopBound {
         // the recv, so no other socket's read can reuse the buffer in between, whatever the runtime does
         // between an `await` and the code after it.
         var bytes: [UInt8] = []
-        _ = try await receive("read") { fd in
+        var deadline: Deadline?
+        while try tryReceive("read", upTo: maxBytes, { fd in
             let n = as_recv(fd, scratch.baseAddress, UInt(maxBytes))
             if n > 0 { bytes = Array(UnsafeRawBufferPointer(rebasing: scratch[..<n])) }
             return n
+        }) == nil {
+            deadline = try await waitFor(.read, "read", deadline: deadline)
         }
         return bytes
     }
@@ -213,15 +223,19 @@ public actor AsyncSocket: LoopBound {
         guard maxBytes > 0 else {
             throw SocketError.invalidArgument("read(into:upTo:)", "maxBytes must be positive, got \(maxBytes)", address: peer)
         }
-        try await lock(.read, "read")
+        if !core.tryAcquire(.read) { try await lock(.read, "read") }
         defer { core.release(.read) }
         let scratch = core.loop.scratch
         let limit = min(maxBytes, scratch.count)
         // Copy out of the shared scratch buffer in the same synchronous step as the recv (see read(upTo:)).
-        return try await receive("read") { fd in
-            let n = as_recv(fd, scratch.baseAddress, UInt(limit))
-            if n > 0 { buffer.append(contentsOf: UnsafeRawBufferPointer(rebasing: scratch[..<n])) }
-            return n
+        var deadline: Deadline?
+        while true {
+            if let n = try tryReceive("read", upTo: limit, { fd in
+                let n = as_recv(fd, scratch.baseAddress, UInt(limit))
+                if n > 0 { buffer.append(contentsOf: UnsafeRawBufferPointer(rebasing: scratch[..<n])) }
+                return n
+            }) { return n }
+            deadline = try await waitFor(.read, "read", deadline: deadline)
         }
     }
 
@@ -234,34 +248,44 @@ public actor AsyncSocket: LoopBound {
             throw SocketError.invalidArgument("read(exactly:)", "count must not be negative, got \(count)", address: peer)
         }
         if count == 0 { try checkOpen("read"); return [] }
-        try await lock(.read, "read")
+        if !core.tryAcquire(.read) { try await lock(.read, "read") }
         defer { core.release(.read) }
         if count > Self.largestSingleRead {
             // Too large to allocate up front on faith: grow as the bytes arrive.
             var bytes: [UInt8] = []
             let scratch = core.loop.scratch
+            var deadline: Deadline?
             while bytes.count < count {
                 let limit = min(count - bytes.count, scratch.count)
-                let n = try await receive("read") { fd in
+                guard let n = try tryReceive("read", upTo: limit, { fd in
                     let n = as_recv(fd, scratch.baseAddress, UInt(limit))
                     if n > 0 { bytes.append(contentsOf: UnsafeRawBufferPointer(rebasing: scratch[..<n])) }
                     return n
+                }) else {
+                    deadline = try await waitFor(.read, "read", deadline: deadline)
+                    continue
                 }
                 if n == 0 { throw IncompleteReadError(partial: bytes, expected: count) }
+                deadline = nil  // progress: the timeout counts from here again
             }
             return bytes
         }
         var bytes = [UInt8](repeating: 0, count: count)
         var filled = 0
+        var deadline: Deadline?
         while filled < count {
             let start = filled
-            let n = try await receive("read") { fd in
+            guard let n = try tryReceive("read", upTo: count - start, { fd in
                 bytes.withUnsafeMutableBytes { as_recv(fd, $0.baseAddress! + start, UInt(count - start)) }
+            }) else {
+                deadline = try await waitFor(.read, "read", deadline: deadline)
+                continue
             }
             if n == 0 {
                 throw IncompleteReadError(partial: Array(bytes[..<filled]), expected: count)
             }
             filled += n
+            deadline = nil  // progress: the timeout counts from here again
         }
         return bytes
     }
@@ -270,32 +294,36 @@ public actor AsyncSocket: LoopBound {
     /// (16 MiB: more than any socket receive buffer holds).
     static let largestSingleRead = 16 << 20
 
-    /// Repeats `attempt` (a `recv`) until it returns data or end of stream,
-    /// waiting for readability when the socket is drained.
+    /// One synchronous read step: runs `attempt` (a `recv` of at most `limit` bytes) and returns its count
+    /// (0 at end of stream), or nil when the socket has nothing now and the caller must wait (with
+    /// ``waitFor(_:_:deadline:)``) and try again. The caller holds the read lock.
     ///
-    /// Only `EAGAIN` clears the readiness hint. (A short read does not: end of stream or an error may already
-    /// be pending behind the data, reported by the same readiness edge, and no further edge would come. A
-    /// test that shuts down right after writing caught exactly that hang.)
-    private func receive(_ operation: String, _ attempt: (Int32) -> Int) async throws -> Int {
-        var deadline: ContinuousClock.Instant?
+    /// No readiness report since the socket was found drained: nil at once instead of a `recv` that would
+    /// fail, except with a zero timeout (non-blocking use), where the report may simply not be processed yet.
+    /// A read that returns fewer than `limit` bytes clears the readiness hint: the socket is most likely
+    /// drained, so the next read waits for a readiness report instead of calling `recv` only to get `EAGAIN`.
+    /// Read readiness is level-triggered, which makes the guess safe: an end of stream or an error pending
+    /// behind the data is reported by the next poll (see `SocketCore`).
+    ///
+    /// Synchronous and inlined, so that a read that finds data allocates nothing and never suspends.
+    @inline(__always)
+    private func tryReceive(_ operation: String, upTo limit: Int, _ attempt: (Int32) -> Int) throws -> Int? {
         while true {
             let fd = core.fd
             guard fd >= 0 else { throw SocketError.closed(operation, address: peer) }
-            // No readiness edge since the last EAGAIN: wait for one instead of a recv that would fail, except
-            // with a zero timeout (non-blocking use), where the edge may simply not be processed yet.
-            if !core.readHint, timeout.map({ $0 > .zero }) ?? true {
-                try await waitFor(.read, operation, deadline: &deadline)
-                continue
-            }
+            if !core.readHint, timeout.map({ $0 > .zero }) ?? true { return nil }
             let n = attempt(fd)
-            if n >= 0 { return n }
+            if n >= 0 {
+                if n < limit { core.markDrained(.read) }
+                return n
+            }
             let code = errno
             if code == EINTR { continue }
             guard code == EAGAIN || code == EWOULDBLOCK else {
                 throw SocketError(code: code, operation: operation, address: peer)
             }
             core.markDrained(.read)
-            try await waitFor(.read, operation, deadline: &deadline)
+            return nil
         }
     }
 
@@ -308,23 +336,47 @@ public actor AsyncSocket: LoopBound {
     ///   ``timeout`` without progress, `EBADF` after ``close()``), or `CancellationError`. When it throws,
     ///   an unknown prefix of the bytes may have been sent.
     public func write(_ bytes: [UInt8]) async throws {
-        try await write(bytes[...])
+        try await send(bytes[...])
     }
 
     /// Writes all of `bytes` (see ``write(_:)-([UInt8])``).
     public func write(_ bytes: ArraySlice<UInt8>) async throws {
-        try await lock(.write, "write")
+        try await send(bytes)
+    }
+
+    /// Writes the UTF-8 bytes of `text` (see ``write(_:)-([UInt8])``).
+    public func write(_ text: String) async throws {
+        try await send(Array(text.utf8)[...])
+    }
+
+    /// The body of every `write`, inlined into each so that a write that finds room runs without an extra
+    /// async frame.
+    @inline(__always)
+    private func send(_ bytes: ArraySlice<UInt8>) async throws {
+        if !core.tryAcquire(.write) { try await lock(.write, "write") }
         defer { core.release(.write) }
-        var offset = bytes.startIndex
-        var deadline: ContinuousClock.Instant?
-        if bytes.isEmpty { try checkOpen("write") }
+        if bytes.isEmpty { return try checkOpen("write") }
+        var offset = try trySend(bytes, from: bytes.startIndex)
+        var deadline: Deadline?
+        while offset < bytes.endIndex {
+            deadline = try await waitFor(.write, "write", deadline: deadline)
+            let next = try trySend(bytes, from: offset)
+            if next != offset { deadline = nil }  // progress: the timeout counts from here again
+            offset = next
+        }
+    }
+
+    /// Sends from `offset` until every byte is sent or the socket is full (`EAGAIN`: the write hint is
+    /// cleared); returns the new offset. Synchronous: the usual write allocates nothing and never suspends.
+    @inline(__always)
+    private func trySend(_ bytes: ArraySlice<UInt8>, from offset: Int) throws -> Int {
+        var offset = offset
         while offset < bytes.endIndex {
             let fd = core.fd
             guard fd >= 0 else { throw SocketError.closed("write", address: peer) }
             let n = bytes[offset...].withUnsafeBytes { as_send(fd, $0.baseAddress, UInt($0.count)) }
             if n >= 0 {
                 offset += n
-                deadline = nil  // progress: the timeout counts from here again
                 continue
             }
             let code = errno
@@ -333,13 +385,9 @@ public actor AsyncSocket: LoopBound {
                 throw SocketError(code: code, operation: "write", address: peer)
             }
             core.markDrained(.write)
-            try await waitFor(.write, "write", deadline: &deadline)
+            return offset
         }
-    }
-
-    /// Writes the UTF-8 bytes of `text` (see ``write(_:)-([UInt8])``).
-    public func write(_ text: String) async throws {
-        try await write(Array(text.utf8))
+        return offset
     }
 
     // MARK: Shutdown and close
@@ -373,6 +421,8 @@ public actor AsyncSocket: LoopBound {
         if core.isClosed { throw SocketError.closed(operation, address: peer) }
     }
 
+    /// Takes the operation lock of `direction` when ``SocketCore/tryAcquire(_:)`` found it held: queues
+    /// behind the holder.
     private func lock(_ direction: IODirection, _ operation: String) async throws {
         switch await acquire(direction) {
         case .ready: return
@@ -383,23 +433,28 @@ public actor AsyncSocket: LoopBound {
         }
     }
 
-    /// Waits for readiness, applying ``timeout`` as a deadline for the whole call.
-    private func waitFor(_ direction: IODirection, _ operation: String, deadline: inout ContinuousClock.Instant?) async throws {
+    /// Waits for readiness in `direction`, applying ``timeout`` from `deadline` (nil: the wait starts the clock,
+    /// now). Returns the deadline to pass to the next wait of the same call. Not inlined: only a call that has
+    /// to wait pays for the wait's frames.
+    @inline(__always)
+    private func waitFor(_ direction: IODirection, _ operation: String,
+                         deadline: Deadline?) async throws -> Deadline? {
         var micros: Int64 = -1
+        var deadline = deadline
         if let timeout {
-            let end: ContinuousClock.Instant
-            if let deadline {
-                end = deadline
-            } else {
-                end = ContinuousClock.now.advanced(by: timeout)
-                deadline = end
-            }
-            micros = max(0, Self.microseconds(end - ContinuousClock.now))
+            let end = deadline ?? Deadline.after(timeout)
+            deadline = end
+            micros = end.remainingMicroseconds
             if micros == 0 { throw SocketError.timedOut(operation, address: peer, after: timeout) }
         }
         switch await waitReady(direction, timeoutMicroseconds: micros) {
-        case .ready: return
-        case .timedOut: throw SocketError.timedOut(operation, address: peer, after: timeout)
+        case .ready: return deadline
+        case .timedOut:
+            // libevent's timers run on the coarse monotonic clock and may fire up to a clock tick early: a
+            // timeout is only reported once the deadline has really passed. The caller tries again and waits
+            // for the rest.
+            if let deadline, deadline.remainingMicroseconds > 0 { return deadline }
+            throw SocketError.timedOut(operation, address: peer, after: timeout)
         case .cancelled: throw CancellationError()
         case .closed: throw SocketError.closed(operation, address: peer)
         case .failed(let code): throw SocketError(code: code, operation: operation, address: peer, detail: "event_add failed")

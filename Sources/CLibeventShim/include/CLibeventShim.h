@@ -18,7 +18,6 @@ enum {
     AS_EV_READ = 0x02,
     AS_EV_WRITE = 0x04,
     AS_EV_PERSIST = 0x10,
-    AS_EV_ET = 0x20,
 };
 
 /* Loop flags for as_base_loop. */
