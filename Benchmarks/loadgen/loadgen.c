@@ -337,7 +337,7 @@ static void run_pingpong(void) {
 
 #define CHURN_MSG 16
 #define CHURN_PORT_LO 10000
-#define CHURN_PORT_HI 60999
+#define CHURN_SOURCES 8 /* source addresses 127.0.0.2 ... 127.0.0.9 */
 struct ch_conn {
     int fd;
     int sent, recvd;
@@ -358,10 +358,24 @@ static void ch_open(struct ch_conn *c, int idx) {
     }
     /* The kernel's ephemeral port search dominates a churn client's CPU once tens of thousands of
      * TIME_WAIT sockets exist (__inet_hash_connect scanning ports): with it, the load generator, not
-     * the server, limited churn. So pick source ports ourselves, round robin over a wide range, with
-     * SO_REUSEADDR; a port that is taken (or a TIME_WAIT tuple the kernel will not reuse yet) is
-     * skipped. Loopback allows reusing a TIME_WAIT tuple after 1 s (net.ipv4.tcp_tw_reuse = 2). */
-    static uint32_t next_port = 0;
+     * the server, limited churn. So pick source tuples ourselves, round robin over 8 loopback source
+     * addresses (127.0.0.2-9) times the ports from 10000 up to the start of the kernel's ephemeral range,
+     * with SO_REUSEADDR; a tuple that is taken (or a TIME_WAIT tuple the kernel will not reuse yet) is
+     * skipped. Loopback allows reusing a TIME_WAIT tuple after 1 s (net.ipv4.tcp_tw_reuse = 2).
+     * Staying below the ephemeral range matters: an explicitly bound port, even in TIME_WAIT, is one the
+     * kernel's own port choice skips, and tens of thousands of them left other programs' connect() with
+     * EADDRNOTAVAIL (the bulk scenario after churn, once). */
+    static uint32_t next_tuple = 0;
+    static uint32_t ports = 0;
+    if (ports == 0) {
+        unsigned lo = 32768, hi = 60999;
+        FILE *f = fopen("/proc/sys/net/ipv4/ip_local_port_range", "r");
+        if (f) {
+            if (fscanf(f, "%u %u", &lo, &hi) != 2) lo = 32768;
+            fclose(f);
+        }
+        ports = lo > CHURN_PORT_LO + 1000 ? lo - CHURN_PORT_LO : 1000;
+    }
     int fd = -1;
     for (int attempt = 0;; attempt++) {
         if (attempt == 2000) fail("churn: no usable source port (last error: %s)", strerror(errno));
@@ -370,8 +384,9 @@ static void ch_open(struct ch_conn *c, int idx) {
         int one = 1;
         setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
         struct sockaddr_in src = sa;
-        src.sin_port = htons((uint16_t)(CHURN_PORT_LO + next_port));
-        next_port = (next_port + 1) % (CHURN_PORT_HI - CHURN_PORT_LO + 1);
+        src.sin_addr.s_addr = htonl(0x7f000002u + next_tuple % CHURN_SOURCES);
+        src.sin_port = htons((uint16_t)(CHURN_PORT_LO + (next_tuple / CHURN_SOURCES) % ports));
+        next_tuple = (next_tuple + 1) % (ports * CHURN_SOURCES);
         if (bind(fd, (struct sockaddr *)&src, sizeof src) < 0) {
             close(fd);
             continue;

@@ -215,7 +215,8 @@ public actor AsyncSocket: LoopBound {
     }
 
     /// Reads at least one and at most `maxBytes` bytes and appends them to `buffer`, reusing its storage:
-    /// with enough reserved capacity, no allocation happens per call.
+    /// with enough reserved capacity, no allocation happens per call. When `buffer` has at least 4 KiB of spare
+    /// capacity the bytes are received straight into it (no copy), at most as many as fit in that capacity.
     ///
     /// - Returns: the number of bytes appended; `0` only at end of stream.
     /// - Throws: as ``read(upTo:)``.
@@ -226,11 +227,26 @@ public actor AsyncSocket: LoopBound {
         if !core.tryAcquire(.read) { try await lock(.read, "read") }
         defer { core.release(.read) }
         let scratch = core.loop.scratch
-        let limit = min(maxBytes, scratch.count)
-        // Copy out of the shared scratch buffer in the same synchronous step as the recv (see read(upTo:)).
         var deadline: Deadline?
         while true {
+            // Straight into the buffer's spare capacity when it has room for a large read (a reused buffer in a
+            // streaming loop: no copy); otherwise through the loop's scratch buffer, so a buffer that is still
+            // small does not grow to `maxBytes` just in case.
+            let spare = buffer.capacity - buffer.count
+            let direct = spare >= min(maxBytes, Self.directReadMinimum)
+            let limit = direct ? min(maxBytes, spare) : min(maxBytes, scratch.count)
             if let n = try tryReceive("read", upTo: limit, { fd in
+                if direct {
+                    var received = 0
+                    buffer.append(addingCapacity: limit) { span in
+                        span.withUnsafeMutableBufferPointer { memory, initialized in
+                            received = as_recv(fd, memory.baseAddress, UInt(limit))
+                            if received > 0 { initialized = received }
+                        }
+                    }
+                    return received
+                }
+                // Copy out of the shared scratch buffer in the same synchronous step as the recv (see read(upTo:)).
                 let n = as_recv(fd, scratch.baseAddress, UInt(limit))
                 if n > 0 { buffer.append(contentsOf: UnsafeRawBufferPointer(rebasing: scratch[..<n])) }
                 return n
@@ -238,6 +254,10 @@ public actor AsyncSocket: LoopBound {
             deadline = try await waitFor(.read, "read", deadline: deadline)
         }
     }
+
+    /// The spare capacity from which ``read(into:upTo:)`` receives straight into the caller's buffer (at most
+    /// that much per call) instead of copying from the loop's scratch buffer.
+    static let directReadMinimum = 4096
 
     /// Reads exactly `count` bytes, waiting as long as it takes (and as ``timeout`` allows).
     ///
