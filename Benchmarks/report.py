@@ -2,7 +2,10 @@
 """Aggregate run.sh's JSON lines into results/latest.md and results/latest.svg (python3 std lib only).
 
 Each input line: {"impl": key, "label": ..., "scenario": key, "round": n, "result": <loadgen JSON>}.
-The median over rounds is reported per implementation and scenario; ratios are ratios of medians.
+The median over rounds is reported per implementation and scenario. A ratio between two implementations is
+the median over rounds of the ratio within each round (the two ran minutes apart at most, in the same round),
+so that noise hitting one run of one implementation does not decide the ratio; when the two share no round,
+it falls back to the ratio of medians.
 """
 import argparse
 import json
@@ -57,12 +60,6 @@ def fmt_value(v):
     return f"{v:.2f}"
 
 
-def fmt_ratio(a, b):
-    if a is None or b is None or b == 0:
-        return "–"
-    return f"{a / b:.2f}×"
-
-
 def sh(cmd):
     try:
         return subprocess.run(cmd, capture_output=True, text=True, timeout=30).stdout.strip()
@@ -108,6 +105,7 @@ class Section:
     def __init__(self, rows, order, scen_order):
         self.values, self.units, self.p50, self.p99 = {}, {}, {}, {}
         self.lg_cpu, self.srv_cpu, self.errors, self.labels = {}, {}, [], {}
+        self.by_round = {}
         for row in rows:
             key, scen, res = row["impl"], row["scenario"], row["result"]
             self.labels[key] = row.get("label", LABELS.get(key, key))
@@ -119,6 +117,7 @@ class Section:
                                    f"{res['conns']} connections completed no round trip in the measured window "
                                    "(stuck: a lost wake-up?); the run is counted as measured")
             self.values.setdefault((key, scen), []).append(res["value"])
+            self.by_round.setdefault((key, scen), {})[row["round"]] = res["value"]
             self.units[scen] = res["unit"]
             if "p50_us" in res:
                 self.p50.setdefault((key, scen), []).append(res["p50_us"])
@@ -134,6 +133,19 @@ class Section:
 
     def m(self, key, scen):
         return self.med.get((key, scen))
+
+    def r(self, key, peer, scen):
+        """The median of the per-round ratios key/peer (paired runs); ratio of medians if no shared round."""
+        a, b = self.by_round.get((key, scen), {}), self.by_round.get((peer, scen), {})
+        paired = [a[n] / b[n] for n in a if n in b and b[n]]
+        if paired:
+            return statistics.median(paired)
+        x, y = self.m(key, scen), self.m(peer, scen)
+        return x / y if x is not None and y else None
+
+    def fr(self, key, peer, scen):
+        v = self.r(key, peer, scen)
+        return "–" if v is None else f"{v:.2f}×"
 
     def label(self, key):
         return self.labels.get(key, key)
@@ -153,7 +165,7 @@ class Section:
                 if peer in subjects:
                     continue
                 out.append(f"| **{self.label(subj)} / {self.label(peer)}** | "
-                           + " | ".join(fmt_ratio(self.m(subj, x), self.m(peer, x)) for x in self.scens) + " |")
+                           + " | ".join(self.fr(subj, peer, x) for x in self.scens) + " |")
         out.append("")
         if missing:
             out.append("_Did not run (not built, or every run failed): "
@@ -163,7 +175,7 @@ class Section:
             out += self.header("implementation", [SCEN_TITLES.get(x, x) for x in self.scens])
             for k in self.impls:
                 out.append(f"| {self.label(k)} | "
-                           + " | ".join(fmt_ratio(self.m(k, x), self.m(baseline, x)) for x in self.scens) + " |")
+                           + " | ".join(self.fr(k, baseline, x) for x in self.scens) + " |")
             out.append("")
 
     def latency(self, out):
@@ -224,7 +236,7 @@ def main():
     now = args.date or datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     out = ["# Echo benchmarks\n",
            f"Command: `{args.command}` ({args.settings}) — {now}. Median of {max(rounds) if rounds else 0} "
-           "round(s); within a round the implementations run one after another.\n",
+           "round(s); within a round the implementations run one after another; a ratio is the median of the ratios within each round.\n",
            f"Machine: {info['nproc']} CPUs, {info['cpu']}, {info['kernel']}, {info['swift']}, "
            f"libevent {info['libevent']}.\n"]
     if servers.impls:
@@ -262,7 +274,7 @@ def main():
     if args.readme:
         update_readme(args.readme, out)
 
-    write_svg(args.svg, servers.impls, [x for x in servers.scens if x not in LOWER_IS_BETTER], servers.m, info, now)
+    write_svg(args.svg, servers.impls, [x for x in servers.scens if x not in LOWER_IS_BETTER], servers.r, info, now)
     if errors:
         print(f"note: {len(errors)} run(s) failed; see {args.markdown}", file=sys.stderr)
 
@@ -285,7 +297,7 @@ def update_readme(path, lines):
         f.write(head + README_START + "\n" + body + "\n" + README_END + tail)
 
 
-def write_svg(path, impls, scens, m, info, now):
+def write_svg(path, impls, scens, ratio, info, now):
     W, H = 960, 460
     left, right, top, bottom = 60, 20, 50, 110
     pw, ph = W - left - right, H - top - bottom
@@ -293,8 +305,7 @@ def write_svg(path, impls, scens, m, info, now):
     ratios = {}
     for k in bars:
         for s in scens:
-            a, b = m(k, s), m(BASELINE, s)
-            ratios[(k, s)] = a / b if a is not None and b else None
+            ratios[(k, s)] = ratio(k, BASELINE, s)
     ymax = max([r for r in ratios.values() if r is not None] + [1.0])
     ymax = max(1.5, (int(ymax * 2) + 1) / 2.0)  # round up to 0.5
     y = lambda v: top + ph - ph * v / ymax  # noqa: E731

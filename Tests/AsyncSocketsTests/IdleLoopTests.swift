@@ -22,12 +22,8 @@ import Testing
         }
         #expect(waiting)
 
-        let before = try #require(ServerTesting.threadCPUTime(of: loop))
-        let wallStart = ContinuousClock.now
         // Idle on purpose: the quantity measured is CPU time over wall time while nothing happens.
-        try await Task.sleep(for: .seconds(1))
-        let wall = ContinuousClock.now - wallStart
-        let used = try #require(ServerTesting.threadCPUTime(of: loop)) - before
+        let (used, wall) = try await ServerTesting.loopCPUTime(of: loop, over: .seconds(1))
         // A spinning loop would use about `wall`; an idle one a few wake-ups' worth. 5% is generous for a
         // loaded machine and still tells the two apart.
         #expect(used < wall * 0.05, "the loop thread used \(used) of CPU in \(wall) with every call waiting")

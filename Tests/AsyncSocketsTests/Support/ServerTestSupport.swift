@@ -119,6 +119,17 @@ enum ServerTesting {
         return .seconds(now.tv_sec) + .nanoseconds(now.tv_nsec)
     }
 
+    /// Sleeps for `duration` and returns how much CPU time `loop`'s thread used meanwhile, and the wall time
+    /// that passed. The sleep is the point: what is measured is the loop's CPU use while nothing happens.
+    static func loopCPUTime(of loop: EventLoop, over duration: Duration) async throws -> (used: Duration, wall: Duration) {
+        guard let before = threadCPUTime(of: loop) else { throw CoreFixtures.Failure("pthread_getcpuclockid failed") }
+        let wallStart = ContinuousClock.now
+        try await Task.sleep(for: duration)
+        let wall = ContinuousClock.now - wallStart
+        guard let after = threadCPUTime(of: loop) else { throw CoreFixtures.Failure("pthread_getcpuclockid failed") }
+        return (after - before, wall)
+    }
+
     // MARK: Child processes
 
     /// What a finished child process printed and how it exited.
