@@ -99,14 +99,25 @@ enum CoreFixtures {
 
     /// `task.value`, but failing the test (and cancelling the task) if it does not finish within `limit`:
     /// a call that should return promptly must not hang the whole run when it does not.
+    ///
+    /// The task itself is cancelled at the deadline. (Awaiting `task.value` does not respond to cancellation,
+    /// so running it under ``within(_:_:sourceLocation:_:)`` and cancelling the task afterwards waited forever
+    /// for a task that never finished: the run hung instead of failing.)
     static func value<T: Sendable>(of task: Task<T, any Error>, within limit: Duration = .seconds(30),
                                    sourceLocation: SourceLocation = #_sourceLocation) async throws -> T {
-        do {
-            return try await within(limit, "the task", sourceLocation: sourceLocation) { try await task.value }
-        } catch let failure as Failure {
+        let timedOut = Mutex(false)
+        let watchdog = Task {
+            try await Task.sleep(for: limit)
+            timedOut.withLock { $0 = true }
             task.cancel()
-            throw failure
         }
+        defer { watchdog.cancel() }
+        let result = await task.result
+        if timedOut.withLock({ $0 }) {
+            Issue.record("the task did not finish within \(limit)", sourceLocation: sourceLocation)
+            throw Failure("the task did not finish within \(limit)")
+        }
+        return try result.get()
     }
 
     /// Writes on `socket` until the kernel's buffers are full: the next write of any size would wait.
