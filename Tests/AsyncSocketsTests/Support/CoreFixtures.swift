@@ -82,6 +82,17 @@ enum CoreFixtures {
     static func within<T: Sendable>(_ limit: Duration, _ what: String,
                                     sourceLocation: SourceLocation = #_sourceLocation,
                                     _ body: @escaping @Sendable () async throws -> T) async throws -> T {
+        guard let value = try await firstWithin(limit, body) else {
+            Issue.record("\(what) did not finish within \(limit)", sourceLocation: sourceLocation)
+            throw Failure("\(what) did not finish within \(limit)")
+        }
+        return value
+    }
+
+    /// `body`'s value, or nil when `limit` passes first; either way the other one is cancelled. The shared
+    /// core of ``within(_:_:sourceLocation:_:)`` and `ServerTesting.within`.
+    static func firstWithin<T: Sendable>(_ limit: Duration,
+                                         _ body: @escaping @Sendable () async throws -> T) async throws -> T? {
         try await withThrowingTaskGroup(of: T?.self) { group in
             group.addTask { try await body() }
             group.addTask {
@@ -89,11 +100,7 @@ enum CoreFixtures {
                 return nil
             }
             defer { group.cancelAll() }
-            guard let first = try await group.next(), let value = first else {
-                Issue.record("\(what) did not finish within \(limit)", sourceLocation: sourceLocation)
-                throw Failure("\(what) did not finish within \(limit)")
-            }
-            return value
+            return try await group.next() ?? nil
         }
     }
 

@@ -15,17 +15,8 @@ enum ServerTesting {
     /// Runs `body`, throwing ``TimedOut`` (and cancelling it) if it takes longer than `limit`.
     static func within<T: Sendable>(_ limit: Duration = .seconds(30), _ what: String = "operation",
                                     _ body: @escaping @Sendable () async throws -> T) async throws -> T {
-        try await withThrowingTaskGroup(of: T?.self) { group in
-            group.addTask { try await body() }
-            group.addTask {
-                try await Task.sleep(for: limit)
-                return nil
-            }
-            let first = try await group.next()!
-            group.cancelAll()
-            guard let value = first else { throw TimedOut(what: what) }
-            return value
-        }
+        guard let value = try await CoreFixtures.firstWithin(limit, body) else { throw TimedOut(what: what) }
+        return value
     }
 
     /// Polls `condition` every few milliseconds until it holds or `limit` passes; whether it held.
