@@ -168,3 +168,27 @@ void as_thread_set_name(const char *name) {
     pthread_setname_np(pthread_self(), name);
 #endif
 }
+
+/* ---- Event loop groups (issue 13) ---- */
+#if defined(__linux__)
+#include <sched.h>
+#endif
+
+int as_cpu_count(void) {
+#if defined(__linux__)
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    if (sched_getaffinity(0, sizeof set, &set) == 0) {
+        int count = CPU_COUNT(&set);
+        if (count > 0) return count;
+    }
+#endif
+    long online = sysconf(_SC_NPROCESSORS_ONLN);
+    return online > 0 ? (int)online : 1;
+}
+
+static __thread void *as_current_loop;
+
+void as_current_loop_set(void *loop) { as_current_loop = loop; }
+
+void *as_current_loop_get(void) { return as_current_loop; }

@@ -17,6 +17,10 @@ internal import CLibeventShim
 ///
 /// Code running on other threads (the global concurrent pool) works too: its calls hop to the loop and back.
 ///
+/// Loops come in groups (``EventLoopGroup``): ``EventLoopGroup/shared`` has one loop per core, and a new
+/// socket lives on the loop its creating task prefers, or on the shared group's next loop (see
+/// <doc:ConcurrencyModel>). Sockets on different loops work together: a task may use sockets of any loop.
+///
 /// ## Registration from other threads
 /// libevent is used without its internal locks (`EVENT_BASE_FLAG_NOLOCK`): every libevent call is made on the
 /// loop thread. Other threads hand work to the loop through a mutex-guarded queue and wake it with an
@@ -26,7 +30,8 @@ public final class EventLoop: SerialExecutor, TaskExecutor, @unchecked Sendable,
     // - `base`, `wakeRead`, `wakeWrite`, `scratch`, `serialExecutor`, `threadID` are written once, before
     //   `init` returns (`serialExecutor` before the thread starts; the initializer waits for the thread to
     //   publish `threadID` and `wakeEvent`), and only read afterwards;
-    // - `remote`, `sleeping` and `wakePending` are only touched with `lock` held;
+    // - `remote`, `sleeping`, `wakePending` and `syncRequests` are only touched with `lock` held;
+    //   `syncCondition` is a thread-safe primitive;
     // - `local`, `running`, `resumingTaskPrefersLoop`, `jobsRun`, `polls` and the libevent base itself are
     //   only touched on the loop thread (every use is in `run()`, in libevent callbacks, in `resume`, or
     //   behind `inLoop` checks; `statistics` reads the counters through `executeAndWait`).
@@ -37,11 +42,34 @@ public final class EventLoop: SerialExecutor, TaskExecutor, @unchecked Sendable,
         case closure(() -> Void)
     }
 
-    /// The loop every socket uses unless told otherwise.
-    public static let shared = EventLoop(name: "AsyncSockets")
+    /// The first loop of ``EventLoopGroup/shared`` (with `ASYNCSOCKETS_LOOP_COUNT=1`, the only one).
+    ///
+    /// Sockets are spread over every loop of the shared group; this one remains as a convenient loop to
+    /// prefer, for example in `EventLoop.shared.run { … }`, where the sockets the body creates live on it.
+    public static let shared = EventLoopGroup.shared.loops[0]
 
-    /// The loop that the next new socket is assigned to (round-robin over the loops in use; one today).
-    static func next() -> EventLoop { shared }
+    /// Where a new socket lives: on the loop the current task prefers as its task executor (inside
+    /// `loop.run { … }` or a `serve` handler), so that it costs that task no hop; otherwise on the next loop of
+    /// ``EventLoopGroup/shared``. Servers place their clients with their own group instead.
+    static func next() -> EventLoop {
+        preferredByCurrentTask ?? EventLoopGroup.shared.next()
+    }
+
+    /// The loop the current task prefers as its task executor, if it prefers one of ours.
+    static var preferredByCurrentTask: EventLoop? {
+        guard let preferred = withUnsafeCurrentTask(body: { $0?.unownedTaskExecutor }) else { return nil }
+        // Usually the task runs on the very loop it prefers: one comparison.
+        if let current, current.asUnownedTaskExecutor() == preferred { return current }
+        return registry.withLock { loops in loops.first { $0.asUnownedTaskExecutor() == preferred } }
+    }
+
+    /// The loop whose thread is the calling thread, if any.
+    static var current: EventLoop? {
+        as_current_loop_get().map { Unmanaged<EventLoop>.fromOpaque($0).takeUnretainedValue() }
+    }
+
+    /// Every loop created (loops live as long as the process), to find the one a task prefers.
+    private static let registry = Locked<[EventLoop]>([])
 
     let name: String
     let base: UnsafeMutableRawPointer
@@ -52,6 +80,10 @@ public final class EventLoop: SerialExecutor, TaskExecutor, @unchecked Sendable,
     private var remote: [Job] = []
     private var sleeping = false
     private var wakePending = false
+    /// `executeAndWait` bodies aimed at this loop, not yet run (see `executeAndWait`).
+    private var syncRequests: [SyncRequest] = []
+    /// What this loop's thread waits on while it is blocked in an `executeAndWait` aimed at another loop.
+    private let syncCondition = Condition()
     private var local: [Job] = []
     private var running: [Job] = []
     private var threadID = pthread_t()
@@ -95,6 +127,7 @@ public final class EventLoop: SerialExecutor, TaskExecutor, @unchecked Sendable,
         let ready = Condition()
         startThread(name: name) { [unowned(unsafe) self] in
             self.threadID = pthread_self()
+            as_current_loop_set(Unmanaged.passUnretained(self).toOpaque())
             self.wakeEvent = as_event_new(self.base, self.wakeRead, Int16(AS_EV_READ | AS_EV_PERSIST), { _, _, arg in
                 Unmanaged<EventLoop>.fromOpaque(arg!).takeUnretainedValue().drainWakeups()
             }, Unmanaged.passUnretained(self).toOpaque())
@@ -103,6 +136,7 @@ public final class EventLoop: SerialExecutor, TaskExecutor, @unchecked Sendable,
             self.run()
         }
         ready.wait(until: { started.withLock { $0 } })
+        Self.registry.withLock { $0.append(self) }
     }
 
     /// `"EventLoop(AsyncSockets, epoll)"`.
@@ -159,20 +193,51 @@ public final class EventLoop: SerialExecutor, TaskExecutor, @unchecked Sendable,
     }
 
     /// Runs `body` on the loop thread and returns after it ran: at once when called on the loop thread,
-    /// otherwise by handing it over and blocking the caller until the loop has run it (the loop never waits
-    /// on another thread, so this cannot deadlock).
+    /// otherwise by handing it over and blocking the caller until the loop has run it.
+    ///
+    /// Loops wait on each other only here, and never deadlock doing so: a loop blocked in an
+    /// `executeAndWait` aimed at another loop keeps running the `executeAndWait` bodies aimed at itself (for
+    /// example two handlers on two loops, each closing a server whose listener is on the other loop). Only
+    /// those bodies run meanwhile, never jobs, so no actor is entered twice.
     func executeAndWait(_ body: @escaping @Sendable () -> Void) {
         if inLoop {
             body()
             return
         }
-        let done = Locked(false)
-        let condition = Condition()
-        execute {
-            body()
-            condition.signal { done.withLock { $0 = true } }
+        let caller = Self.current
+        let request = SyncRequest(body, signal: caller?.syncCondition ?? Condition())
+        lock.withLock { syncRequests.append(request) }
+        // Runs it as soon as this loop gets to it, and wakes this loop if it is itself blocked in an
+        // `executeAndWait` (then it runs the request from there).
+        execute { [unowned(unsafe) self] in self.runSyncRequests() }
+        syncCondition.signal {}
+        if let caller {
+            caller.waitServingSyncRequests(until: request)
+        } else {
+            request.signal.wait(until: { request.isDone })
         }
-        condition.wait(until: { done.withLock { $0 } })
+    }
+
+    /// Runs the `executeAndWait` bodies aimed at this loop. Loop thread only.
+    private func runSyncRequests() {
+        let pending: [SyncRequest] = lock.withLock {
+            defer { syncRequests.removeAll() }
+            return syncRequests
+        }
+        for request in pending { request.run() }
+    }
+
+    /// Blocks this loop's thread until `request` (aimed at another loop) has run, running the
+    /// `executeAndWait` bodies that arrive for this loop meanwhile. Loop thread only.
+    private func waitServingSyncRequests(until request: SyncRequest) {
+        while true {
+            let serve: Bool = syncCondition.waitFor {
+                if request.isDone { return false }
+                return lock.withLock { syncRequests.isEmpty } ? nil : true
+            }
+            if !serve { return }
+            runSyncRequests()
+        }
     }
 
     @inline(__always)
@@ -263,6 +328,27 @@ final class LoopSerialExecutor: SerialExecutor {
 
     func checkIsolated() {
         loop.checkIsolated()
+    }
+}
+
+/// One `executeAndWait` body: run exactly once, by its loop (taken from the loop's list under the loop's lock),
+/// then `signal` wakes the waiting caller.
+final class SyncRequest: Sendable {
+    let body: @Sendable () -> Void
+    /// The caller waits on it: its loop's condition when the caller is a loop, else its own.
+    let signal: Condition
+    private let done = Locked(false)
+
+    init(_ body: @escaping @Sendable () -> Void, signal: Condition) {
+        self.body = body
+        self.signal = signal
+    }
+
+    var isDone: Bool { done.withLock { $0 } }
+
+    func run() {
+        body()
+        signal.signal { done.withLock { $0 = true } }
     }
 }
 

@@ -28,8 +28,11 @@ public final class AsyncServer: Sendable {
     /// `net.core.somaxconn`, 4096 on current Linux).
     public static let defaultBacklog = Int(SOMAXCONN)
 
-    /// The event loop that accepts for this server.
+    /// The event loop that accepts for this server (one of ``group``'s).
     public var eventLoop: EventLoop { listener.core.loop }
+
+    /// The loops this server's clients live on: each accepted client goes to the group's next loop.
+    public var group: EventLoopGroup { listener.group }
 
     /// Python's `create_server`: a TCP server bound to `host` and `port`.
     ///
@@ -38,15 +41,17 @@ public final class AsyncServer: Sendable {
     ///     interfaces of `family`.
     ///   - port: the port; 0 picks an ephemeral one (read it from ``localAddress``).
     ///   - family: ``SocketFamily/ipv4`` or ``SocketFamily/ipv6`` (``SocketFamily/unix`` throws: use
-    ///     ``init(unixPath:backlog:)``).
+    ///     ``init(unixPath:backlog:group:)``).
     ///   - backlog: the listen queue length; `nil` uses ``defaultBacklog``.
     ///   - reusePort: set `SO_REUSEPORT`, so several servers can share the port. `SO_REUSEADDR` is always set.
     ///   - dualStackIPv6: with `family: .ipv6`, also accept IPv4 clients (seen as `::ffff:a.b.c.d`).
     ///     Without it, an IPv6 server sets `IPV6_V6ONLY` explicitly.
+    ///   - group: the loops of the server: it accepts on one of them and hands each client to the next
+    ///     (``EventLoopGroup/shared`` by default: every core).
     /// - Throws: ``SocketError``: `EINVAL` for a bad argument combination, `EAFNOSUPPORT` when dual-stack is not
     ///   supported, `EADDRINUSE` when the port is taken, each naming the address.
     public convenience init(host: String, port: UInt16, family: SocketFamily = .ipv4, backlog: Int? = nil,
-                reusePort: Bool = false, dualStackIPv6: Bool = false) throws {
+                reusePort: Bool = false, dualStackIPv6: Bool = false, group: EventLoopGroup = .shared) throws {
         guard family != .unix else {
             throw SocketError.invalidArgument("AsyncServer(host:port:)", "family .unix needs AsyncServer(unixPath:)")
         }
@@ -59,7 +64,7 @@ public final class AsyncServer: Sendable {
             }
         }
         let address = try Self.bindAddress(host: host, port: port, family: family)
-        try self.init(address: address, backlog: backlog) { fd in
+        try self.init(address: address, backlog: backlog, group: group) { fd in
             try Self.setFlag(fd, SOL_SOCKET, SO_REUSEADDR, true, "SO_REUSEADDR", address)
             if reusePort { try Self.setFlag(fd, SOL_SOCKET, SO_REUSEPORT, true, "SO_REUSEPORT", address) }
             if family == .ipv6 {
@@ -70,15 +75,20 @@ public final class AsyncServer: Sendable {
 
     /// A stream server on a unix-domain path.
     ///
+    /// - Parameters:
+    ///   - unixPath: the socket file to create.
+    ///   - backlog: the listen queue length; `nil` uses ``defaultBacklog``.
+    ///   - group: the loops of the server (see ``init(host:port:family:backlog:reusePort:dualStackIPv6:group:)``).
     /// - Throws: ``SocketError``: `ENAMETOOLONG` when the path does not fit `sun_path`, `EADDRINUSE` when the
     ///   path exists (remove a stale socket file first), `EINVAL` for an empty path or a NUL byte.
     ///   ``close()`` removes the socket file.
-    public convenience init(unixPath: String, backlog: Int? = nil) throws {
+    public convenience init(unixPath: String, backlog: Int? = nil, group: EventLoopGroup = .shared) throws {
         let address = try SocketAddress(unixPath: unixPath)
-        try self.init(address: address, backlog: backlog) { _ in }
+        try self.init(address: address, backlog: backlog, group: group) { _ in }
     }
 
-    private init(address: SocketAddress, backlog: Int?, configure: (Int32) throws -> Void) throws {
+    private init(address: SocketAddress, backlog: Int?, group: EventLoopGroup,
+                 configure: (Int32) throws -> Void) throws {
         let backlog = backlog ?? Self.defaultBacklog
         guard backlog >= 0 else {
             throw SocketError.invalidArgument("listen", "backlog must not be negative, got \(backlog)", address: address)
@@ -101,7 +111,7 @@ public final class AsyncServer: Sendable {
             _ = Glibc.close(fd)
             throw error
         }
-        self.listener = Listener(descriptor: fd, address: localAddress, loop: .next())
+        self.listener = Listener(descriptor: fd, address: localAddress, group: group)
     }
 
 

@@ -9,6 +9,8 @@ internal import CLibeventShim
 actor Listener: LoopBound {
     nonisolated let core: SocketCore
     let address: SocketAddress
+    /// Where accepted clients live: each goes to the group's next loop.
+    nonisolated let group: EventLoopGroup
 
     nonisolated var unownedExecutor: UnownedSerialExecutor { core.loop.asUnownedSerialExecutor() }
 
@@ -18,9 +20,11 @@ actor Listener: LoopBound {
     /// How many times an accept failed for lack of descriptors or memory and backed off (since creation).
     private(set) var backoffCount = 0
 
-    init(descriptor: Int32, address: SocketAddress, loop: EventLoop) {
-        self.core = SocketCore(fd: descriptor, loop: loop)
+    /// A listener on the group's next loop.
+    init(descriptor: Int32, address: SocketAddress, group: EventLoopGroup) {
+        self.core = SocketCore(fd: descriptor, loop: group.next())
         self.address = address
+        self.group = group
     }
 
     deinit {
@@ -43,6 +47,14 @@ actor Listener: LoopBound {
     /// descriptors or memory (`EMFILE`, `ENFILE`, `ENOBUFS`, `ENOMEM`) backs off from 10 ms, doubling up to
     /// 1 s, and tries again: the connection waits in the kernel's backlog meanwhile.
     func accept() async throws -> AsyncSocket? {
+        try await acceptBatch(upTo: 1)?.first
+    }
+
+    /// Accepts at least one and at most `limit` connections (as ``accept()``): waits for the first when none
+    /// is queued, then takes the ones already queued without waiting again, so one readiness report brings
+    /// in a whole burst with one actor hop. `nil` once the server is closed or the task is cancelled.
+    /// (An error after the first connection returns the batch; the next call meets the error again.)
+    func acceptBatch(upTo limit: Int) async throws -> [AsyncSocket]? {
         pendingAccepts += 1
         defer { pendingAccepts -= 1 }
         switch await acquire(.read) {
@@ -52,18 +64,24 @@ actor Listener: LoopBound {
         }
         defer { core.release(.read) }
         var backoff = Self.initialBackoff
-        while true {
+        var batch: [AsyncSocket] = []
+        while batch.count < limit {
             let fd = core.fd
-            if fd < 0 || Task.isCancelled { return nil }
+            if fd < 0 || Task.isCancelled { return batch.isEmpty ? nil : batch }
             var storage = sockaddr_storage()
             var length = UInt32(MemoryLayout<sockaddr_storage>.size)
             let client = withUnsafeMutablePointer(to: &storage) { as_accept(fd, $0, &length) }
             if client >= 0 {
                 let peer = withUnsafeBytes(of: &storage) { SocketAddress(sockaddr: $0.baseAddress!, length: socklen_t(length)) }
                 if address.family != .unix { AsyncSocket.setNoDelay(client) }
-                return AsyncSocket(descriptor: client, loop: .next(), peer: peer)
+                batch.append(AsyncSocket(descriptor: client, loop: group.next(), peer: peer))
+                continue
             }
             let code = errno
+            if !batch.isEmpty, code != EINTR, code != ECONNABORTED {
+                if code == EAGAIN || code == EWOULDBLOCK { core.markDrained(.read) }
+                return batch  // no waiting, backing off or throwing with clients in hand
+            }
             switch code {
             case EAGAIN, EWOULDBLOCK:
                 core.markDrained(.read)
@@ -91,5 +109,6 @@ actor Listener: LoopBound {
                 throw SocketError(code: code, operation: "accept", address: address)
             }
         }
+        return batch
     }
 }

@@ -9,7 +9,7 @@ internal import CLibeventShim
 ///
 /// Python's `socket.socket` for stream sockets, made async: ``read(upTo:)`` is `recv`, ``write(_:)-([UInt8])`` is
 /// `sendall`, ``shutdown(_:)`` and ``close()`` are what they say. Get one from
-/// ``connect(to:timeout:sourceAddress:allErrors:happyEyeballsDelay:resolver:)``, ``pair()`` or an
+/// ``connect(to:timeout:sourceAddress:allErrors:happyEyeballsDelay:resolver:)``, ``pair(on:)`` or an
 /// ``AsyncServer``'s ``AsyncServer/accepts``.
 ///
 /// ## Concurrency rules
@@ -89,15 +89,17 @@ public actor AsyncSocket: LoopBound {
         return socket
     }
 
-    /// Python's `socket.socketpair()`: two connected unix-domain stream sockets.
+    /// Python's `socket.socketpair()`: two connected unix-domain stream sockets, both on one event loop.
     ///
+    /// - Parameter loop: the loop both ends live on; `nil` chooses as for any new socket (the loop the
+    ///   current task prefers, else the next loop of ``EventLoopGroup/shared``).
     /// - Throws: ``SocketError`` (for example `EMFILE` when the process is out of descriptors).
-    public static func pair() throws -> (AsyncSocket, AsyncSocket) {
+    public static func pair(on loop: EventLoop? = nil) throws -> (AsyncSocket, AsyncSocket) {
         var fds: [Int32] = [-1, -1]
         guard as_socketpair(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0, &fds) == 0 else {
             throw SocketError.fromErrno("socketpair")
         }
-        let loop = EventLoop.next()
+        let loop = loop ?? EventLoop.next()
         return (AsyncSocket(descriptor: fds[0], loop: loop), AsyncSocket(descriptor: fds[1], loop: loop))
     }
 

@@ -71,6 +71,14 @@ void as_thread_set_name(const char *name);
 /* The calling thread's errno. */
 int as_errno(void);
 
+/* ---- Event loop groups (issue 13) ---- */
+/* The number of CPUs this process may run on: the affinity mask's count on Linux, else the online CPUs;
+ * at least 1. */
+int as_cpu_count(void);
+/* A per-thread pointer: the event loop whose thread this is (NULL on other threads). */
+void as_current_loop_set(void *loop);
+void *as_current_loop_get(void);
+
 #ifdef __cplusplus
 }
 #endif
