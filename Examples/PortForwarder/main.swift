@@ -15,7 +15,10 @@
 //   swift run -c release PortForwarder --listen 7001 --to 127.0.0.1:7000
 //   swift run EchoClient --port 7001 hello through the forwarder
 // Options: `--listen PORT` (0 picks a free one), `--listen-host HOST` (default 127.0.0.1),
-// `--to HOST:PORT` (a name, an IPv4 address, or `[IPv6]:PORT`).
+// `--to HOST:PORT` (a name, an IPv4 address, or `[IPv6]:PORT`), `--loops N` (a group of N event loop threads;
+// default: the shared group, one loop per core). Each outbound connection lives on its inbound connection's
+// loop (it is created by the handler, which prefers that loop), so the two pipes of a connection never
+// cross threads.
 // Its first line on stdout (flushed) is `listening on HOST:PORT`; each connection logs one line on stderr.
 
 import AsyncSockets
@@ -53,8 +56,9 @@ func parseTarget(_ text: String) -> Endpoint? {
     return Endpoint(host: String(host), port: port)
 }
 
-/// Parses `--listen PORT [--listen-host HOST] --to HOST:PORT`.
-func parseArguments() -> (listenHost: String, listenPort: UInt16, target: Endpoint) {
+/// Parses `--listen PORT [--listen-host HOST] --to HOST:PORT [--loops N]`.
+func parseArguments() -> (listenHost: String, listenPort: UInt16, target: Endpoint, group: EventLoopGroup) {
+    var group = EventLoopGroup.shared
     var listenHost = "127.0.0.1"
     var listenPort: UInt16?
     var target: Endpoint?
@@ -70,15 +74,18 @@ func parseArguments() -> (listenHost: String, listenPort: UInt16, target: Endpoi
         case "--to":
             guard let value = arguments.popFirst(), let endpoint = parseTarget(value) else { fail("--to needs HOST:PORT") }
             target = endpoint
+        case "--loops":
+            guard let value = arguments.popFirst(), let count = Int(value), count >= 1 else { fail("--loops needs a number >= 1") }
+            group = EventLoopGroup(loopCount: count)
         case "-h", "--help":
-            say("usage: PortForwarder --listen PORT [--listen-host HOST] --to HOST:PORT")
+            say("usage: PortForwarder --listen PORT [--listen-host HOST] --to HOST:PORT [--loops N]")
             exit(0)
         default:
             fail("unknown argument \(argument); try --help")
         }
     }
     guard let listenPort, let target else { fail("--listen and --to are required; try --help") }
-    return (listenHost, listenPort, target)
+    return (listenHost, listenPort, target, group)
 }
 
 /// Copies bytes from `source` to `destination` until `source` reaches end of stream, then half-closes
@@ -99,10 +106,11 @@ func pipe(from source: AsyncSocket, to destination: AsyncSocket) async throws ->
 }
 
 func main() async {
-    let (listenHost, listenPort, target) = parseArguments()
+    let (listenHost, listenPort, target, group) = parseArguments()
     let server: AsyncServer
     do {
-        server = try AsyncServer(host: listenHost, port: listenPort, family: listenHost.contains(":") ? .ipv6 : .ipv4)
+        server = try AsyncServer(host: listenHost, port: listenPort, family: listenHost.contains(":") ? .ipv6 : .ipv4,
+                                 group: group)
     } catch {
         fail("\(error)")
     }
