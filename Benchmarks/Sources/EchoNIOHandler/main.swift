@@ -1,5 +1,5 @@
-// SwiftNIO echo server with a classic ChannelInboundHandler (NIO's ceiling). One event loop thread.
-// Usage: EchoNIOHandler PORT   (binds 127.0.0.1; port 0 = ephemeral; prints `listening PORT` when ready)
+// SwiftNIO echo server with a classic ChannelInboundHandler (NIO's ceiling). One event loop thread by default.
+// Usage: EchoNIOHandler PORT [THREADS]   (binds 127.0.0.1; port 0 = ephemeral; prints `listening PORT` when ready)
 import NIOCore
 import NIOPosix
 
@@ -25,7 +25,9 @@ final class EchoHandler: ChannelInboundHandler, Sendable {
 }
 
 let port = CommandLine.arguments.count > 1 ? Int(CommandLine.arguments[1]) ?? 0 : 0
-let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+// An optional second argument sets the number of event loop threads (1 by default).
+let threads = CommandLine.arguments.count > 2 ? Int(CommandLine.arguments[2]) ?? 1 : 1
+let group = MultiThreadedEventLoopGroup(numberOfThreads: threads)
 
 let channel = try ServerBootstrap(group: group)
     .serverChannelOption(.backlog, value: 1024)

@@ -1,9 +1,9 @@
 extension AsyncSocket {
-    /// ``connect(to:timeout:)-(SocketAddress,_)``, with the new socket on `loop`.
+    /// ``connect(to:timeout:)``, with the new socket on `loop`.
     ///
     /// - Parameters:
     ///   - address: the address to connect to.
-    ///   - timeout: as in ``connect(to:timeout:)-(SocketAddress,_)``.
+    ///   - timeout: as in ``connect(to:timeout:)``.
     ///   - loop: the event loop the socket lives on; `nil` chooses as for any new socket (the loop the current
     ///     task prefers, else the next loop of ``EventLoopGroup/shared``).
     public static func connect(to address: SocketAddress, timeout: Duration? = nil,
