@@ -76,7 +76,7 @@ import Testing
     /// their readiness registered by an earlier wait), leave the loop asleep: level-triggered events that nobody
     /// wants are removed instead of being reported on every poll.
     @Test func unwantedReadinessLeavesTheLoopIdle() async throws { try await withDescriptorCheck {
-        let loop = EventLoop.shared
+        let loops = EventLoopGroup.shared.loops  // the sockets are spread over all of them
         // Readable, nobody reading: a read waited (registering the read event), then more data than it took.
         let readable = try (0..<20).map { _ in try AsyncSocket.pair() }
         for (a, b) in readable {
@@ -95,11 +95,13 @@ import Testing
         try await CoreFixtures.value(of: writer)
 
         // Let the loop see each socket once more, then measure.
-        loop.executeAndWait {}
-        loop.executeAndWait {}
+        for loop in loops {
+            loop.executeAndWait {}
+            loop.executeAndWait {}
+        }
         // Idle on purpose: the quantity measured is CPU time over wall time while nothing is wanted.
-        let (used, wall) = try await ServerTesting.loopCPUTime(of: loop, over: .seconds(1))
-        #expect(used < wall * 0.05, "the loop thread used \(used) of CPU in \(wall) with readiness nobody wants")
+        let (used, wall) = try await ServerTesting.loopCPUTime(of: loops, over: .seconds(1))
+        #expect(used < wall * 0.05, "the busiest loop thread used \(used) of CPU in \(wall) with readiness nobody wants")
 
         // Still usable: the leftover byte is read, and a write goes through.
         for (a, b) in readable {

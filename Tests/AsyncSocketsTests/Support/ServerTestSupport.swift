@@ -121,6 +121,21 @@ enum ServerTesting {
         return (after - before, wall)
     }
 
+    /// ``loopCPUTime(of:over:)`` for several loops at once (the shared group's, say): the CPU time of the
+    /// busiest one over the same sleep.
+    static func loopCPUTime(of loops: [EventLoop], over duration: Duration) async throws -> (used: Duration, wall: Duration) {
+        let before = loops.map { threadCPUTime(of: $0) }
+        let wallStart = ContinuousClock.now
+        try await Task.sleep(for: duration)
+        let wall = ContinuousClock.now - wallStart
+        var busiest = Duration.zero
+        for (loop, start) in zip(loops, before) {
+            guard let start, let end = threadCPUTime(of: loop) else { throw CoreFixtures.Failure("pthread_getcpuclockid failed") }
+            busiest = max(busiest, end - start)
+        }
+        return (busiest, wall)
+    }
+
     // MARK: Child processes
 
     /// What a finished child process printed and how it exited.
