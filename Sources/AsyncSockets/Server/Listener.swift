@@ -19,6 +19,8 @@ actor Listener: LoopBound {
     private(set) var pendingAccepts = 0
     /// How many times an accept failed for lack of descriptors or memory and backed off (since creation).
     private(set) var backoffCount = 0
+    /// The last batch returned its clients after an accept found the queue empty (see ``acceptBatch(upTo:)``).
+    private var drainedByLastBatch = false
 
     /// A listener on the group's next loop.
     init(descriptor: Int32, address: SocketAddress, group: EventLoopGroup) {
@@ -63,6 +65,16 @@ actor Listener: LoopBound {
         case .failed(let code): throw SocketError(code: code, operation: "accept", address: address)
         }
         defer { core.release(.read) }
+        if drainedByLastBatch {
+            // The last batch ended on EAGAIN: wait for a readiness report (at once if one came meanwhile)
+            // instead of an accept that would only find the queue empty again.
+            drainedByLastBatch = false
+            switch await waitReady(.read) {
+            case .ready, .timedOut: break
+            case .cancelled, .closed: return nil
+            case .failed(let code): throw SocketError(code: code, operation: "accept", address: address, detail: "event_add failed")
+            }
+        }
         var backoff = Self.initialBackoff
         var batch: [AsyncSocket] = []
         while batch.count < limit {
@@ -79,7 +91,10 @@ actor Listener: LoopBound {
             }
             let code = errno
             if !batch.isEmpty, code != EINTR, code != ECONNABORTED {
-                if code == EAGAIN || code == EWOULDBLOCK { core.markDrained(.read) }
+                if code == EAGAIN || code == EWOULDBLOCK {
+                    core.markDrained(.read)
+                    drainedByLastBatch = true
+                }
                 return batch  // no waiting, backing off or throwing with clients in hand
             }
             switch code {
