@@ -60,6 +60,10 @@ let package = Package(
             dependencies: ["BenchSupport", .product(name: "AsyncSockets", package: "AsyncSockets")]
         ),
         .executableTarget(
+            name: "CountAsyncSockets",
+            dependencies: [.product(name: "AsyncSockets", package: "AsyncSockets")]
+        ),
+        .executableTarget(
             name: "PairsAsyncSockets",
             dependencies: ["BenchSupport", .product(name: "AsyncSockets", package: "AsyncSockets")]
         ),
