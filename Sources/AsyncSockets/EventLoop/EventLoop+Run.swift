@@ -10,7 +10,11 @@ extension EventLoop {
     /// }
     /// ```
     /// Do not block inside `body` (no blocking syscalls, no long computations): it would stall every socket
-    /// on the loop. ``AsyncServer/serve(idleTimeout:onError:handler:)`` does this for its handlers already.
+    /// on the loop.
+    ///
+    /// Call it from nonisolated code. `body` keeps the caller's isolation: called from `@MainActor` code (the
+    /// top level of a `main.swift` included), its code runs on the main actor and every socket call hops to
+    /// the loop and back. Put the work in a nonisolated function and call that from the body instead. ``AsyncServer/serve(idleTimeout:onError:handler:)`` does this for its handlers already.
     public func run<T, Failure: Error>(isolation: isolated (any Actor)? = #isolation,
                                        _ body: () async throws(Failure) -> T) async throws(Failure) -> T {
         try await withTaskExecutorPreference(self, isolation: isolation, operation: body)
