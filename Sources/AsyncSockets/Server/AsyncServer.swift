@@ -43,10 +43,13 @@ public final class AsyncServer: Sendable {
     ///   - reusePort: set `SO_REUSEPORT`, so several servers can share the port. `SO_REUSEADDR` is always set.
     ///   - dualStackIPv6: with `family: .ipv6`, also accept IPv4 clients (seen as `::ffff:a.b.c.d`).
     ///     Without it, an IPv6 server sets `IPV6_V6ONLY` explicitly.
+    ///   - multipath: listen with `IPPROTO_MPTCP` (Multipath TCP): clients that speak MPTCP get MPTCP
+    ///     connections (``AsyncSocket/isMultipath``), others plain TCP. Where the kernel refuses MPTCP the
+    ///     server listens with plain TCP, silently, as Go does.
     /// - Throws: ``SocketError``: `EINVAL` for a bad argument combination, `EAFNOSUPPORT` when dual-stack is not
     ///   supported, `EADDRINUSE` when the port is taken, each naming the address.
     public convenience init(host: String, port: UInt16, family: SocketFamily = .ipv4, backlog: Int? = nil,
-                reusePort: Bool = false, dualStackIPv6: Bool = false) throws {
+                reusePort: Bool = false, dualStackIPv6: Bool = false, multipath: Bool = false) throws {
         guard family != .unix else {
             throw SocketError.invalidArgument("AsyncServer(host:port:)", "family .unix needs AsyncServer(unixPath:)")
         }
@@ -59,7 +62,7 @@ public final class AsyncServer: Sendable {
             }
         }
         let address = try Self.bindAddress(host: host, port: port, family: family)
-        try self.init(address: address, backlog: backlog) { fd in
+        try self.init(address: address, backlog: backlog, multipath: multipath) { fd in
             try Self.setFlag(fd, SOL_SOCKET, SO_REUSEADDR, true, "SO_REUSEADDR", address)
             if reusePort { try Self.setFlag(fd, SOL_SOCKET, SO_REUSEPORT, true, "SO_REUSEPORT", address) }
             if family == .ipv6 {
@@ -78,12 +81,12 @@ public final class AsyncServer: Sendable {
         try self.init(address: address, backlog: backlog) { _ in }
     }
 
-    private init(address: SocketAddress, backlog: Int?, configure: (Int32) throws -> Void) throws {
+    private init(address: SocketAddress, backlog: Int?, multipath: Bool = false, configure: (Int32) throws -> Void) throws {
         let backlog = backlog ?? Self.defaultBacklog
         guard backlog >= 0 else {
             throw SocketError.invalidArgument("listen", "backlog must not be negative, got \(backlog)", address: address)
         }
-        let fd = as_socket(address.family.rawValue, Int32(SOCK_STREAM.rawValue), 0)
+        let fd = StreamSocket.open(family: address.family, multipath: multipath)
         guard fd >= 0 else { throw SocketError.fromErrno("socket", address: address) }
         do {
             try configure(fd)
