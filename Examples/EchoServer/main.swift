@@ -9,7 +9,8 @@
 //   and returns once they are done; the process then exits with status 0.
 //
 // Run it:
-//   swift run -c release EchoServer [--host 127.0.0.1] [--port 0]
+//   swift run -c release EchoServer [--host 127.0.0.1] [--port 0] [--multipath]
+// (`--multipath` listens with Multipath TCP where the kernel allows it, plain TCP otherwise.)
 // Its first line on stdout (flushed at once) is exactly `listening on HOST:PORT`, with the real port.
 // Then try it from another terminal:
 //   swift run EchoClient --port PORT hello world
@@ -40,10 +41,11 @@ func fail(_ message: String) -> Never {
     exit(2)
 }
 
-/// Parses `[--host HOST] [--port PORT]`.
-func parseArguments() -> (host: String, port: UInt16) {
+/// Parses `[--host HOST] [--port PORT] [--multipath]`.
+func parseArguments() -> (host: String, port: UInt16, multipath: Bool) {
     var host = "127.0.0.1"
     var port: UInt16 = 0
+    var multipath = false
     var arguments = CommandLine.arguments.dropFirst()
     while let argument = arguments.popFirst() {
         switch argument {
@@ -53,22 +55,25 @@ func parseArguments() -> (host: String, port: UInt16) {
         case "--port":
             guard let value = arguments.popFirst(), let number = UInt16(value) else { fail("--port needs a number 0-65535") }
             port = number
+        case "--multipath":
+            multipath = true
         case "-h", "--help":
-            say("usage: EchoServer [--host HOST] [--port PORT]   (defaults: 127.0.0.1, 0 = any free port)")
+            say("usage: EchoServer [--host HOST] [--port PORT] [--multipath]   (defaults: 127.0.0.1, 0 = any free port)")
             exit(0)
         default:
             fail("unknown argument \(argument); try --help")
         }
     }
-    return (host, port)
+    return (host, port, multipath)
 }
 
 func main() async {
-    let (host, port) = parseArguments()
+    let (host, port, multipath) = parseArguments()
     let server: AsyncServer
     do {
         // An IPv6 literal such as "::1" needs the IPv6 family; anything else is served over IPv4.
-        server = try AsyncServer(host: host, port: port, family: host.contains(":") ? .ipv6 : .ipv4)
+        server = try AsyncServer(host: host, port: port, family: host.contains(":") ? .ipv6 : .ipv4,
+                               multipath: multipath)
     } catch {
         fail("\(error)")
     }
