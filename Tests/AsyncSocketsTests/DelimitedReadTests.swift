@@ -297,3 +297,22 @@ extension AsyncSocket {
     /// How many bytes the read-ahead buffer holds (test helper).
     func readAheadTestCount() -> Int { readAhead.count }
 }
+
+/// The read-ahead buffer on its own.
+@Suite("Read-ahead buffer") struct ReadAheadBufferTests {
+    @Test("read(into:) from the buffer stays within a reused buffer's spare capacity")
+    func spareCapacity() {
+        var readAhead = ReadAheadBuffer()
+        let bytes = CoreFixtures.pattern(count: 20_000)
+        bytes.withUnsafeBytes { readAhead.append($0) }
+        var buffer: [UInt8] = []
+        buffer.reserveCapacity(8192)
+        let capacity = buffer.capacity
+        let first = readAhead.take(100_000, appendingTo: &buffer)
+        #expect(first == capacity && buffer.capacity == capacity)
+        #expect(readAhead.endOfFirst([bytes[first], bytes[first + 1]], from: 0, limit: 10) == 2)
+        var rest: [UInt8] = []
+        #expect(readAhead.take(100_000, appendingTo: &rest) == 20_000 - first)  // a small buffer gets it all
+        #expect(CoreFixtures.sameBytes(buffer + rest, bytes) && readAhead.isEmpty)
+    }
+}

@@ -57,9 +57,13 @@ struct ReadAheadBuffer {
         return bytes
     }
 
-    /// Removes the first `count` buffered bytes (at most ``count``) and appends them to `buffer`.
+    /// Removes the first `count` buffered bytes (at most ``count``) and appends them to `buffer`. Like
+    /// ``AsyncSocket/read(into:upTo:)``'s direct receive, a buffer with room for a large read (4 KiB or what is
+    /// buffered) gets at most what fits in its spare capacity, so a reused buffer is never reallocated.
     mutating func take(_ count: Int, appendingTo buffer: inout [UInt8]) -> Int {
-        let taken = min(count, self.count)
+        var taken = min(count, self.count)
+        let spare = buffer.capacity - buffer.count
+        if spare >= min(taken, AsyncSocket.directReadMinimum) { taken = min(taken, spare) }
         buffer.append(contentsOf: storage[start..<(start + taken)])
         consume(taken)
         return taken
