@@ -3,6 +3,7 @@ import Glibc
 #elseif canImport(Darwin)
 import Darwin
 #endif
+import Foundation
 import Testing
 @testable import AsyncSockets
 
@@ -65,6 +66,42 @@ import Testing
         await a.close()
         await b.close()
     } }
+
+    /// What `StreamSocket.open(family: .ipv4, multipath: true)` creates on a thread moved into a new network
+    /// namespace with `net.mptcp.enabled = 0`: the socket's `SO_PROTOCOL`, or nil when the namespace could not
+    /// be made (not root). Namespaces are per thread, so only that thread (and its sockets) sees the setting.
+    static func protocolWithMPTCPDisabled() async -> Int32?? {
+        await withCheckedContinuation { continuation in
+            let thread = Thread {
+                guard let unshare = Self.unshare, unshare(0x4000_0000 /* CLONE_NEWNET */) == 0,
+                      let file = fopen("/proc/sys/net/mptcp/enabled", "w") else { return continuation.resume(returning: nil) }
+                fputs("0", file)
+                fclose(file)
+                let fd = StreamSocket.open(family: .ipv4, multipath: true)
+                guard fd >= 0 else { return continuation.resume(returning: .some(nil)) }
+                var proto: Int32 = 0
+                var length = socklen_t(MemoryLayout<Int32>.size)
+                getsockopt(fd, SOL_SOCKET, SO_PROTOCOL, &proto, &length)
+                close(fd)
+                continuation.resume(returning: proto)
+            }
+            thread.start()
+        }
+    }
+
+    /// `unshare(2)`, which Swift's Glibc module does not export (it needs `_GNU_SOURCE`).
+    static let unshare: (@convention(c) (Int32) -> Int32)? = {
+        guard let symbol = dlsym(UnsafeMutableRawPointer(bitPattern: 0), "unshare") else { return nil }
+        return unsafeBitCast(symbol, to: (@convention(c) (Int32) -> Int32).self)
+    }()
+
+    @Test("with MPTCP disabled in the kernel, multipath falls back to TCP silently")
+    func kernelRefusal() async throws {
+        guard let result = await Self.protocolWithMPTCPDisabled() else {
+            return  // no new network namespace here (needs CAP_SYS_ADMIN): nothing to check
+        }
+        #expect(result == Int32(IPPROTO_TCP), "socket protocol \(String(describing: result))")
+    }
 
     @Test("unix-domain sockets ignore multipath")
     func unixIgnoresMultipath() throws {
