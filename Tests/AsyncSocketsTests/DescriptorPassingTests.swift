@@ -118,7 +118,13 @@ import Testing
         try await CoreFixtures.waitUntil("the write waits") { await c.coreTestWaitState().writing }
         writing.cancel()
         await #expect(throws: CancellationError.self) { try await CoreFixtures.value(of: writing, within: .seconds(5)) }
-        for socket in [a, c, d] { await socket.close() }
+        let writingAgain = Task { try await c.write([1], descriptors: [0]) }
+        try await CoreFixtures.waitUntil("the write waits again") { await c.coreTestWaitState().writing }
+        await c.close()
+        do { try await CoreFixtures.value(of: writingAgain, within: .seconds(5)); Issue.record("no error") } catch let error as SocketError {
+            #expect(error.code == EBADF)
+        }
+        for socket in [a, d] { await socket.close() }
     } }
 
     @Test("peer credentials name this process (a pair and a unix-domain server)")
