@@ -263,6 +263,27 @@ import Testing
         await a.close()
     } }
 
+    @Test("after close(), reads throw EBADF even with bytes read ahead", arguments: 0..<4)
+    func closeDropsReadAhead(_ kind: Int) async throws {
+        let (a, b) = try AsyncSocket.pair()
+        try await a.write("one\ntwo\nthree\n")
+        #expect(try await b.read(until: [10]) == Self.bytes("one\n"))
+        #expect(await b.readAheadTestCount() > 0)
+        await b.close()
+        do {
+            switch kind {
+            case 0: _ = try await b.read(upTo: 10)
+            case 1: var buffer: [UInt8] = []; _ = try await b.read(into: &buffer, upTo: 10)
+            case 2: _ = try await b.read(exactly: 4)
+            default: _ = try await b.read(until: [10])
+            }
+            Issue.record("no error")
+        } catch let error as SocketError {
+            #expect(error.code == EBADF)
+        }
+        await a.close()
+    }
+
     @Test("bad arguments throw EINVAL")
     func badArguments() async throws {
         let (a, b) = try AsyncSocket.pair()

@@ -442,6 +442,7 @@ public actor AsyncSocket: LoopBound {
     /// Closes the socket. Idempotent. Calls waiting in ``read(upTo:)``, ``write(_:)-([UInt8])`` or a
     /// connect throw ``SocketError`` with `EBADF` promptly; later calls throw the same.
     public func close() {
+        readAhead = ReadAheadBuffer()  // bytes read ahead (issue 16) go with the socket: later reads throw EBADF
         core.close()
     }
 
