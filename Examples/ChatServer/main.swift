@@ -4,7 +4,7 @@
 // address, or what it chose with `/nick NAME`). It shows:
 // - `AsyncServer` (Python's `socket.create_server`) and `serve { client in … }`: one child task per
 //   client in a task group, with no task outliving the server;
-// - per-client tasks: each handler reads lines itself and runs a writer task that drains the client's
+// - per-client tasks: each handler reads its client's `lines` and runs a writer task that drains the client's
 //   outbox, so a slow client never holds up the others (its outbox keeps only the newest 256 messages);
 // - clean shutdown on SIGINT or SIGTERM: a Dispatch signal source says goodbye to every client (bounded to
 //   2 seconds), then `close()` stops accepting, cancels the handlers and lets `serve` return once they
@@ -112,7 +112,8 @@ extension String {
             group.addTask {
                 for await bytes in outbox { try await client.write(bytes) }
             }
-            try await readLines(from: client) { line in await room.receive(line, from: id) }
+            // Each line without its `\n` or `\r\n`; a line longer than 4 KiB ends the client with EMSGSIZE.
+            for try await line in client.lines(maxLength: 4096) { await room.receive(line, from: id) }
             continuation.finish() // the writer sends what is queued, then ends
             try await group.waitForAll()
         }
@@ -121,33 +122,6 @@ extension String {
         throw error
     }
     await room.leave(id)
-}
-
-/// Calls `body` with each line the client sends (without `\n` or `\r\n`) until end of stream. Lines longer
-/// than 4 KiB are cut into pieces.
-func readLines(from client: AsyncSocket, _ body: (String) async -> Void) async throws {
-    let maximumLine = 4096
-    var pending: [UInt8] = []
-    while true {
-        let chunk = try await client.read(upTo: 4096)
-        if chunk.isEmpty { break }
-        pending += chunk
-        while true {
-            var line: ArraySlice<UInt8>
-            if let newline = pending.firstIndex(of: UInt8(ascii: "\n")) {
-                line = pending[..<newline]
-                if line.last == UInt8(ascii: "\r") { line = line.dropLast() }
-                pending.removeSubrange(...newline)
-            } else if pending.count >= maximumLine {
-                line = pending[..<maximumLine]
-                pending.removeSubrange(..<maximumLine)
-            } else {
-                break
-            }
-            await body(String(decoding: line, as: UTF8.self))
-        }
-    }
-    if !pending.isEmpty { await body(String(decoding: pending, as: UTF8.self)) }
 }
 
 // MARK: - Command line and main

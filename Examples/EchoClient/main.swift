@@ -13,6 +13,7 @@
 //   swift run EchoClient --port PORT hello world          sends "hello world\n", prints the echo
 //   printf 'one\ntwo\n' | swift run EchoClient --port PORT   sends standard input
 //   swift run EchoClient --host localhost --port PORT hi
+//   swift run EchoClient --port PORT --multipath hi      Multipath TCP; says on stderr whether it was used
 // Exit status: 0 when the server closed after echoing, 1 on a socket error, 2 on bad arguments.
 
 import AsyncSockets
@@ -39,10 +40,11 @@ func writeStdout(_ bytes: [UInt8]) {
     }
 }
 
-/// Parses `[--host HOST] --port PORT [words...]`.
-func parseArguments() -> (endpoint: Endpoint, words: [String]) {
+/// Parses `[--host HOST] --port PORT [--multipath] [words...]`.
+func parseArguments() -> (endpoint: Endpoint, words: [String], multipath: Bool) {
     var host = "127.0.0.1"
     var port: UInt16?
+    var multipath = false
     var words: [String] = []
     var arguments = CommandLine.arguments.dropFirst()
     while let argument = arguments.popFirst() {
@@ -55,15 +57,17 @@ func parseArguments() -> (endpoint: Endpoint, words: [String]) {
                 fail("--port needs a number 0-65535", status: 2)
             }
             port = number
+        case "--multipath":
+            multipath = true
         case "-h", "--help":
-            print("usage: EchoClient [--host HOST] --port PORT [words...]   (without words: sends standard input)")
+            print("usage: EchoClient [--host HOST] --port PORT [--multipath] [words...]   (without words: sends standard input)")
             exit(0)
         default:
             words.append(argument)
         }
     }
     guard let port else { fail("--port is required; try --help", status: 2) }
-    return (Endpoint(host: host, port: port), words)
+    return (Endpoint(host: host, port: port), words, multipath)
 }
 
 /// Reads standard input to its end in chunks, passing each chunk to `send`.
@@ -81,9 +85,15 @@ func forEachStdinChunk(_ send: ([UInt8]) async throws -> Void) async throws {
 }
 
 func main() async -> Int32 {
-    let (endpoint, words) = parseArguments()
+    let (endpoint, words, multipath) = parseArguments()
     do {
-        let socket = try await AsyncSocket.connect(to: endpoint, timeout: .seconds(10))
+        let socket = try await AsyncSocket.connect(to: endpoint, timeout: .seconds(10), multipath: multipath)
+        if multipath {
+            // Falling back to TCP is silent (no MPTCP in the kernel, or a server without it): say which it was.
+            let note = await socket.isMultipath ? "connected with Multipath TCP" : "connected with plain TCP (MPTCP fell back)"
+            let bytes = Array("EchoClient: \(note)\n".utf8)
+            _ = bytes.withUnsafeBytes { write(2, $0.baseAddress, $0.count) }
+        }
         try await withThrowingTaskGroup(of: Void.self) { group in
             // The reader: print the echo as it arrives, until the server closes its side.
             group.addTask {

@@ -9,8 +9,9 @@
 //   and returns once they are done; the process then exits with status 0.
 //
 // Run it:
-//   swift run -c release EchoServer [--host 127.0.0.1] [--port 0] [--loops N]
+//   swift run -c release EchoServer [--host 127.0.0.1] [--port 0] [--loops N] [--multipath]
 // `--loops N` serves on a group of N event loop threads (default: the shared group, one loop per core).
+// `--multipath` listens with Multipath TCP where the kernel allows it, plain TCP otherwise.
 // Its first line on stdout (flushed at once) is exactly `listening on HOST:PORT`, with the real port.
 // Then try it from another terminal:
 //   swift run EchoClient --port PORT hello world
@@ -41,11 +42,12 @@ func fail(_ message: String) -> Never {
     exit(2)
 }
 
-/// Parses `[--host HOST] [--port PORT] [--loops N]`.
-func parseArguments() -> (host: String, port: UInt16, group: EventLoopGroup) {
+/// Parses `[--host HOST] [--port PORT] [--loops N] [--multipath]`.
+func parseArguments() -> (host: String, port: UInt16, group: EventLoopGroup, multipath: Bool) {
     var host = "127.0.0.1"
     var port: UInt16 = 0
     var group = EventLoopGroup.shared
+    var multipath = false
     var arguments = CommandLine.arguments.dropFirst()
     while let argument = arguments.popFirst() {
         switch argument {
@@ -58,22 +60,25 @@ func parseArguments() -> (host: String, port: UInt16, group: EventLoopGroup) {
         case "--loops":
             guard let value = arguments.popFirst(), let count = Int(value), count >= 1 else { fail("--loops needs a number >= 1") }
             group = EventLoopGroup(loopCount: count)
+        case "--multipath":
+            multipath = true
         case "-h", "--help":
-            say("usage: EchoServer [--host HOST] [--port PORT] [--loops N]   (defaults: 127.0.0.1, 0 = any free port, one loop per core)")
+            say("usage: EchoServer [--host HOST] [--port PORT] [--loops N] [--multipath]   (defaults: 127.0.0.1, 0 = any free port, one loop per core)")
             exit(0)
         default:
             fail("unknown argument \(argument); try --help")
         }
     }
-    return (host, port, group)
+    return (host, port, group, multipath)
 }
 
 func main() async {
-    let (host, port, group) = parseArguments()
+    let (host, port, group, multipath) = parseArguments()
     let server: AsyncServer
     do {
         // An IPv6 literal such as "::1" needs the IPv6 family; anything else is served over IPv4.
-        server = try AsyncServer(host: host, port: port, family: host.contains(":") ? .ipv6 : .ipv4, group: group)
+        server = try AsyncServer(host: host, port: port, family: host.contains(":") ? .ipv6 : .ipv4,
+                                 multipath: multipath, group: group)
     } catch {
         fail("\(error)")
     }

@@ -192,3 +192,203 @@ static __thread void *as_current_loop;
 void as_current_loop_set(void *loop) { as_current_loop = loop; }
 
 void *as_current_loop_get(void) { return as_current_loop; }
+
+/* ---- Socket parity (issue 16): sendfile, gather writes, descriptor passing, peer credentials, MPTCP ---- */
+
+#include <limits.h>
+#include <signal.h>
+#include <sys/uio.h>
+#include <sys/types.h>
+#include <time.h>
+#ifdef __linux__
+#include <sys/sendfile.h>
+#endif
+#ifdef __APPLE__
+#include <sys/un.h>
+#endif
+
+#ifndef IOV_MAX
+#define IOV_MAX 1024
+#endif
+#ifndef MSG_NOSIGNAL
+#define MSG_NOSIGNAL 0
+#endif
+#ifndef MSG_CMSG_CLOEXEC
+#define MSG_CMSG_CLOEXEC 0
+#endif
+
+int as_iov_max(void) { return IOV_MAX; }
+
+long as_sendmsg_iov(int fd, const void *iov, int count) {
+    struct msghdr message;
+    memset(&message, 0, sizeof message);
+    message.msg_iov = (struct iovec *)iov;
+    message.msg_iovlen = count;
+    return (long)sendmsg(fd, &message, MSG_NOSIGNAL);
+}
+
+long as_send_descriptors(int fd, const void *bytes, unsigned long count, const int *fds, int nfds) {
+    if (nfds < 0 || nfds > AS_MAX_PASSED_DESCRIPTORS) { errno = EINVAL; return -1; }
+    struct iovec vector = { (void *)bytes, count };
+    struct msghdr message;
+    memset(&message, 0, sizeof message);
+    message.msg_iov = &vector;
+    message.msg_iovlen = 1;
+    union { struct cmsghdr align; char bytes[CMSG_SPACE(sizeof(int) * AS_MAX_PASSED_DESCRIPTORS)]; } control;
+    if (nfds > 0) {
+        memset(&control, 0, sizeof control);
+        message.msg_control = control.bytes;
+        message.msg_controllen = CMSG_SPACE(sizeof(int) * (size_t)nfds);
+        struct cmsghdr *header = CMSG_FIRSTHDR(&message);
+        header->cmsg_level = SOL_SOCKET;
+        header->cmsg_type = SCM_RIGHTS;
+        header->cmsg_len = CMSG_LEN(sizeof(int) * (size_t)nfds);
+        memcpy(CMSG_DATA(header), fds, sizeof(int) * (size_t)nfds);
+    }
+    return (long)sendmsg(fd, &message, MSG_NOSIGNAL);
+}
+
+long as_recv_descriptors(int fd, void *bytes, unsigned long count, int *fds, int max_fds, int *nfds,
+                         int *dropped, int *truncated) {
+    *nfds = 0;
+    *dropped = 0;
+    *truncated = 0;
+    if (max_fds < 0 || max_fds > AS_MAX_PASSED_DESCRIPTORS) { errno = EINVAL; return -1; }
+    struct iovec vector = { bytes, count };
+    struct msghdr message;
+    memset(&message, 0, sizeof message);
+    message.msg_iov = &vector;
+    message.msg_iovlen = 1;
+    union { struct cmsghdr align; char bytes[CMSG_SPACE(sizeof(int) * AS_MAX_PASSED_DESCRIPTORS)]; } control;
+    if (max_fds > 0) {
+        message.msg_control = control.bytes;
+        message.msg_controllen = CMSG_SPACE(sizeof(int) * (size_t)max_fds);
+    }
+    ssize_t n = recvmsg(fd, &message, MSG_CMSG_CLOEXEC);
+    if (n < 0) return -1;
+    if (message.msg_flags & MSG_CTRUNC) *truncated = 1;
+    if (max_fds == 0) return (long)n;
+    for (struct cmsghdr *header = CMSG_FIRSTHDR(&message); header != NULL; header = CMSG_NXTHDR(&message, header)) {
+        if (header->cmsg_level != SOL_SOCKET || header->cmsg_type != SCM_RIGHTS) continue;
+        size_t received = (header->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+        int *data = (int *)(void *)CMSG_DATA(header);
+        for (size_t i = 0; i < received; i++) {
+            int descriptor;
+            memcpy(&descriptor, data + i, sizeof descriptor);
+#if !defined(__linux__)
+            fcntl(descriptor, F_SETFD, FD_CLOEXEC); /* no MSG_CMSG_CLOEXEC here: as soon as possible */
+#endif
+            if (*nfds < max_fds) {
+                fds[(*nfds)++] = descriptor;
+            } else {
+                /* CMSG_SPACE rounds up: the kernel may pass more than asked for. Never leak them. */
+                close(descriptor);
+                (*dropped)++;
+            }
+        }
+    }
+    return (long)n;
+}
+
+long as_sendfile(int out_fd, int in_fd, long long *offset, unsigned long count) {
+#ifdef __linux__
+    /* sendfile has no MSG_NOSIGNAL: block SIGPIPE on this thread around the call, and consume the SIGPIPE
+     * the call raised (unless one was already pending), so a closed peer gives EPIPE, not a dead process. */
+    sigset_t pipe_only, previous, pending;
+    sigemptyset(&pipe_only);
+    sigaddset(&pipe_only, SIGPIPE);
+    sigpending(&pending);
+    int was_pending = sigismember(&pending, SIGPIPE);
+    pthread_sigmask(SIG_BLOCK, &pipe_only, &previous);
+    off_t position = (off_t)*offset;
+    ssize_t n = sendfile(out_fd, in_fd, &position, count);
+    int saved = errno;
+    if (n > 0) *offset = (long long)position;
+    if (n < 0 && saved == EPIPE && !was_pending) {
+        struct timespec zero = { 0, 0 };
+        sigtimedwait(&pipe_only, NULL, &zero);
+    }
+    pthread_sigmask(SIG_SETMASK, &previous, NULL);
+    errno = saved;
+    return (long)n;
+#else
+    (void)out_fd; (void)in_fd; (void)offset; (void)count;
+    errno = ENOSYS;
+    return -1;
+#endif
+}
+
+long as_pread(int fd, void *bytes, unsigned long count, long long offset) {
+    return (long)pread(fd, bytes, count, (off_t)offset);
+}
+
+long as_read(int fd, void *bytes, unsigned long count) { return (long)read(fd, bytes, count); }
+
+int as_socket_domain(int fd) {
+    struct sockaddr_storage address;
+    socklen_t length = sizeof address;
+    memset(&address, 0, sizeof address);
+    if (getsockname(fd, (struct sockaddr *)&address, &length) != 0) return -1;
+    return address.ss_family;
+}
+
+int as_peer_credentials(int fd, int *pid, unsigned int *uid, unsigned int *gid) {
+#if defined(__linux__) && defined(SO_PEERCRED)
+    struct ucred credentials;
+    socklen_t length = sizeof credentials;
+    if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &credentials, &length) != 0) return -1;
+    *pid = credentials.pid;
+    *uid = credentials.uid;
+    *gid = credentials.gid;
+    return 0;
+#elif defined(__APPLE__)
+    uid_t user;
+    gid_t group;
+    if (getpeereid(fd, &user, &group) != 0) return -1;
+    pid_t process = 0;
+    socklen_t length = sizeof process;
+#ifdef LOCAL_PEERPID
+    if (getsockopt(fd, SOL_LOCAL, LOCAL_PEERPID, &process, &length) != 0) return -1;
+#endif
+    *pid = process;
+    *uid = user;
+    *gid = group;
+    return 0;
+#else
+    (void)fd; (void)pid; (void)uid; (void)gid;
+    errno = ENOTSUP;
+    return -1;
+#endif
+}
+
+#ifdef __linux__
+#ifndef IPPROTO_MPTCP
+#define IPPROTO_MPTCP 262
+#endif
+#ifndef SOL_MPTCP
+#define SOL_MPTCP 284
+#endif
+#ifndef MPTCP_INFO
+#define MPTCP_INFO 1
+#endif
+#endif
+
+int as_ipproto_mptcp(void) {
+#ifdef __linux__
+    return IPPROTO_MPTCP;
+#else
+    return -1;
+#endif
+}
+
+int as_is_multipath(int fd) {
+#ifdef __linux__
+    /* struct mptcp_info is versioned and grows; a generous buffer, the kernel copies what fits. */
+    unsigned char info[512];
+    socklen_t length = sizeof info;
+    return getsockopt(fd, SOL_MPTCP, MPTCP_INFO, info, &length) == 0;
+#else
+    (void)fd;
+    return 0;
+#endif
+}

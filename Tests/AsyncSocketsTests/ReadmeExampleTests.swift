@@ -132,6 +132,22 @@ import Testing
         await peer.close()
     } }
 
+    @Test func linesAndRecords() async throws { try await withDescriptorCheck {
+        // snippet: lines
+        let (client, peer) = try AsyncSocket.pair()
+        try await client.write("GET / HTTP/1.0\r\nHost: example\r\n\r\nbody")
+        let head = try await peer.read(until: Array("\r\n\r\n".utf8))   // through the blank line
+        let body = try await peer.read(upTo: 100)                         // "body": buffered bytes first
+        try await client.write("one\r\ntwo\nthree")
+        try await client.shutdown(.write)
+        for try await line in peer.lines { print(line) }                  // one, two, three
+        // end snippet
+        #expect(head == Array("GET / HTTP/1.0\r\nHost: example\r\n\r\n".utf8))
+        #expect(body == Array("body".utf8))
+        await client.close()
+        await peer.close()
+    } }
+
     /// The README's snippets are the code above, line for line.
     @Test func readmeSnippetsMatch() throws {
         let testsFile = URL(fileURLWithPath: #filePath)
@@ -139,7 +155,7 @@ import Testing
         let readme = try String(contentsOf: root.appendingPathComponent("README.md"), encoding: .utf8)
         let source = try String(contentsOf: testsFile, encoding: .utf8)
         let snippets = testSnippets(in: source)
-        #expect(snippets.count == 7)
+        #expect(snippets.count == 8)
         for (name, lines) in snippets {
             let block = readmeBlock(named: name, in: readme)
             #expect(block != nil, "README.md has no ```swift block after <!-- snippet: \(name) -->")

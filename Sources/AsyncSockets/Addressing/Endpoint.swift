@@ -1,5 +1,5 @@
 /// A host (a name such as `"example.com"` or a numeric address such as `"127.0.0.1"` or `"::1"`) and a port:
-/// what ``AsyncSocket/connect(to:timeout:sourceAddress:allErrors:happyEyeballsDelay:resolver:)`` resolves.
+/// what ``AsyncSocket/connect(to:timeout:sourceAddress:allErrors:happyEyeballsDelay:resolver:multipath:)`` resolves.
 ///
 /// Python's `(host, port)` address tuple.
 public struct Endpoint: Sendable, Hashable, CustomStringConvertible {

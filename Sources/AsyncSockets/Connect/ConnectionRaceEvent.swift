@@ -1,5 +1,5 @@
 /// One step of a Happy Eyeballs race, reported to the observer of
-/// ``AsyncSocket/connect(to:timeout:sourceAddress:allErrors:happyEyeballsDelay:resolver:observer:)``.
+/// ``AsyncSocket/connect(to:timeout:sourceAddress:allErrors:happyEyeballsDelay:resolver:multipath:observer:)``.
 public struct ConnectionRaceEvent: Sendable, CustomStringConvertible {
     /// What happened.
     public enum Kind: Sendable {

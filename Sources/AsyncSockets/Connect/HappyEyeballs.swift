@@ -33,25 +33,29 @@ extension AsyncSocket {
     ///   - happyEyeballsDelay: how long an attempt runs before the next one starts alongside it
     ///     (RFC 8305's Connection Attempt Delay; 250 ms by default).
     ///   - resolver: where addresses come from.
+    ///   - multipath: create each attempt's socket with `IPPROTO_MPTCP` (Multipath TCP). Where the kernel
+    ///     refuses it, the attempt uses plain TCP silently, as Go does; so does the connection when the server
+    ///     does not speak MPTCP. ``isMultipath`` tells which it became.
     /// - Throws: the resolver's error; ``SocketError`` `ENOENT` (operation `"resolve"`) when it finds no
     ///   address; the ``SocketError`` of the last address in attempt order (not necessarily the last to fail)
     ///   or a ``ConnectErrorGroup``; `CancellationError`.
     public static func connect(to endpoint: Endpoint, timeout: Duration? = nil, sourceAddress: Endpoint? = nil,
                                allErrors: Bool = false, happyEyeballsDelay: Duration = .milliseconds(250),
-                               resolver: any AddressResolver = SystemResolver()) async throws -> AsyncSocket {
+                               resolver: any AddressResolver = SystemResolver(),
+                               multipath: Bool = false) async throws -> AsyncSocket {
         try await HappyEyeballs(endpoint: endpoint, timeout: timeout, sourceAddress: sourceAddress, allErrors: allErrors,
-                                delay: happyEyeballsDelay, resolver: resolver, observer: nil).run()
+                                delay: happyEyeballsDelay, resolver: resolver, observer: nil, multipath: multipath).run()
     }
 
-    /// ``connect(to:timeout:sourceAddress:allErrors:happyEyeballsDelay:resolver:)``, reporting every step of
+    /// ``connect(to:timeout:sourceAddress:allErrors:happyEyeballsDelay:resolver:multipath:)``, reporting every step of
     /// the race to `observer` (called on the connecting task, in order): resolution, each attempt's start,
     /// failure, win or cancellation, with the time since the call began.
     public static func connect(to endpoint: Endpoint, timeout: Duration? = nil, sourceAddress: Endpoint? = nil,
                                allErrors: Bool = false, happyEyeballsDelay: Duration = .milliseconds(250),
-                               resolver: any AddressResolver = SystemResolver(),
+                               resolver: any AddressResolver = SystemResolver(), multipath: Bool = false,
                                observer: @escaping @Sendable (ConnectionRaceEvent) -> Void) async throws -> AsyncSocket {
         try await HappyEyeballs(endpoint: endpoint, timeout: timeout, sourceAddress: sourceAddress, allErrors: allErrors,
-                                delay: happyEyeballsDelay, resolver: resolver, observer: observer).run()
+                                delay: happyEyeballsDelay, resolver: resolver, observer: observer, multipath: multipath).run()
     }
 }
 
@@ -86,10 +90,11 @@ struct HappyEyeballs {
     let delay: Duration
     let resolver: any AddressResolver
     let observer: (@Sendable (ConnectionRaceEvent) -> Void)?
+    let multipath: Bool
     private let start = ContinuousClock.now
 
     init(endpoint: Endpoint, timeout: Duration?, sourceAddress: Endpoint?, allErrors: Bool, delay: Duration,
-         resolver: any AddressResolver, observer: (@Sendable (ConnectionRaceEvent) -> Void)?) {
+         resolver: any AddressResolver, observer: (@Sendable (ConnectionRaceEvent) -> Void)?, multipath: Bool = false) {
         self.endpoint = endpoint
         self.timeout = timeout
         self.sourceAddress = sourceAddress
@@ -97,6 +102,7 @@ struct HappyEyeballs {
         self.delay = delay
         self.resolver = resolver
         self.observer = observer
+        self.multipath = multipath
     }
 
     private enum Outcome: Sendable {
@@ -126,6 +132,7 @@ struct HappyEyeballs {
         report(.resolved, addresses: targets)
         let timeout = self.timeout
         let delay = self.delay
+        let multipath = self.multipath
 
         return try await withThrowingTaskGroup(of: Outcome.self) { group in
             var started = 0
@@ -148,7 +155,8 @@ struct HappyEyeballs {
                             throw SocketError(code: error.code, operation: "connect", address: target, detail: error.detail)
                         }
                         do {
-                            let socket = try await AsyncSocket.connect(to: target, timeout: timeout, sourceAddress: socketSource)
+                            let socket = try await AsyncSocket.connect(to: target, timeout: timeout, sourceAddress: socketSource,
+                                                                        multipath: multipath)
                             return .connected(index, socket)
                         } catch let error as SocketError where error.operation == "bind" {
                             // Name the attempt's address, as every other attempt error does.

@@ -1,4 +1,4 @@
-/// Every attempt of ``AsyncSocket/connect(to:timeout:sourceAddress:allErrors:happyEyeballsDelay:resolver:)``
+/// Every attempt of ``AsyncSocket/connect(to:timeout:sourceAddress:allErrors:happyEyeballsDelay:resolver:multipath:)``
 /// failed, and `allErrors` was true: one error per attempted address, in attempt order.
 ///
 /// Python's `ExceptionGroup` from `socket.create_connection(..., all_errors=True)`. Each element is usually a

@@ -54,7 +54,7 @@ public struct SocketError: Error, Sendable, Hashable, CustomStringConvertible {
         // "read(upTo:)", "read(exactly:)", "read(into:upTo:)" read from their peer like "read" does.
         if operation.hasPrefix("read(") { return "from" }
         switch operation {
-        case "read", "recv", "accept": return "from"
+        case "read", "recv", "accept", "lines": return "from"
         case "listen": return "on"
         case "resolve": return "of"
         default: return "to"
@@ -109,9 +109,11 @@ enum Errno {
         case ENFILE: return "ENFILE"
         case EMFILE: return "EMFILE"
         case ENOSPC: return "ENOSPC"
+        case ESPIPE: return "ESPIPE"
         case EPIPE: return "EPIPE"
         case ENAMETOOLONG: return "ENAMETOOLONG"
         case ENOTSOCK: return "ENOTSOCK"
+        case EMSGSIZE: return "EMSGSIZE"
         case EPROTOTYPE: return "EPROTOTYPE"
         case ENOPROTOOPT: return "ENOPROTOOPT"
         case EPROTONOSUPPORT: return "EPROTONOSUPPORT"

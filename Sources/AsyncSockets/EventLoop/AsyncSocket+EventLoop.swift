@@ -12,7 +12,7 @@ extension AsyncSocket {
         return try await loop.run { try await connect(to: address, timeout: timeout) }
     }
 
-    /// ``connect(to:timeout:sourceAddress:allErrors:happyEyeballsDelay:resolver:)`` with every attempt's socket,
+    /// ``connect(to:timeout:sourceAddress:allErrors:happyEyeballsDelay:resolver:multipath:)`` with every attempt's socket,
     /// and so the returned one, on `loop`.
     ///
     /// The race runs with `loop` as its preferred task executor: its attempts create their sockets there, and
@@ -25,23 +25,24 @@ extension AsyncSocket {
     ///   - allErrors: throw a ``ConnectErrorGroup`` when every attempt fails.
     ///   - happyEyeballsDelay: how long an attempt runs before the next one starts alongside it.
     ///   - resolver: where addresses come from.
+    ///   - multipath: create each attempt's socket with `IPPROTO_MPTCP`, falling back to TCP silently.
     ///   - loop: the event loop of the sockets; `nil` chooses as for any new socket.
-    /// - Throws: as ``connect(to:timeout:sourceAddress:allErrors:happyEyeballsDelay:resolver:)``.
+    /// - Throws: as ``connect(to:timeout:sourceAddress:allErrors:happyEyeballsDelay:resolver:multipath:)``.
     public static func connect(to endpoint: Endpoint, timeout: Duration? = nil, sourceAddress: Endpoint? = nil,
                                allErrors: Bool = false, happyEyeballsDelay: Duration = .milliseconds(250),
-                               resolver: any AddressResolver = SystemResolver(),
+                               resolver: any AddressResolver = SystemResolver(), multipath: Bool = false,
                                on loop: EventLoop?) async throws -> AsyncSocket {
         guard let loop else {
             return try await connect(to: endpoint, timeout: timeout, sourceAddress: sourceAddress, allErrors: allErrors,
-                                     happyEyeballsDelay: happyEyeballsDelay, resolver: resolver)
+                                     happyEyeballsDelay: happyEyeballsDelay, resolver: resolver, multipath: multipath)
         }
         return try await loop.run {
             try await connect(to: endpoint, timeout: timeout, sourceAddress: sourceAddress, allErrors: allErrors,
-                              happyEyeballsDelay: happyEyeballsDelay, resolver: resolver)
+                              happyEyeballsDelay: happyEyeballsDelay, resolver: resolver, multipath: multipath)
         }
     }
 
-    /// ``connect(to:timeout:sourceAddress:allErrors:happyEyeballsDelay:resolver:observer:)`` with every
+    /// ``connect(to:timeout:sourceAddress:allErrors:happyEyeballsDelay:resolver:multipath:observer:)`` with every
     /// attempt's socket on `loop`; `observer` is then called on `loop`'s thread (keep it short: it holds up
     /// every socket of the loop while it runs).
     ///
@@ -52,20 +53,21 @@ extension AsyncSocket {
     ///   - allErrors: throw a ``ConnectErrorGroup`` when every attempt fails.
     ///   - happyEyeballsDelay: how long an attempt runs before the next one starts alongside it.
     ///   - resolver: where addresses come from.
+    ///   - multipath: create each attempt's socket with `IPPROTO_MPTCP`, falling back to TCP silently.
     ///   - loop: the event loop of the sockets; `nil` chooses as for any new socket.
     ///   - observer: called with every step of the race.
-    /// - Throws: as ``connect(to:timeout:sourceAddress:allErrors:happyEyeballsDelay:resolver:)``.
+    /// - Throws: as ``connect(to:timeout:sourceAddress:allErrors:happyEyeballsDelay:resolver:multipath:)``.
     public static func connect(to endpoint: Endpoint, timeout: Duration? = nil, sourceAddress: Endpoint? = nil,
                                allErrors: Bool = false, happyEyeballsDelay: Duration = .milliseconds(250),
-                               resolver: any AddressResolver = SystemResolver(), on loop: EventLoop?,
-                               observer: @escaping @Sendable (ConnectionRaceEvent) -> Void) async throws -> AsyncSocket {
+                               resolver: any AddressResolver = SystemResolver(), multipath: Bool = false,
+                               on loop: EventLoop?, observer: @escaping @Sendable (ConnectionRaceEvent) -> Void) async throws -> AsyncSocket {
         guard let loop else {
             return try await connect(to: endpoint, timeout: timeout, sourceAddress: sourceAddress, allErrors: allErrors,
-                                     happyEyeballsDelay: happyEyeballsDelay, resolver: resolver, observer: observer)
+                                     happyEyeballsDelay: happyEyeballsDelay, resolver: resolver, multipath: multipath, observer: observer)
         }
         return try await loop.run {
             try await connect(to: endpoint, timeout: timeout, sourceAddress: sourceAddress, allErrors: allErrors,
-                              happyEyeballsDelay: happyEyeballsDelay, resolver: resolver, observer: observer)
+                              happyEyeballsDelay: happyEyeballsDelay, resolver: resolver, multipath: multipath, observer: observer)
         }
     }
 }

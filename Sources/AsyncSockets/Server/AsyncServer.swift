@@ -46,12 +46,16 @@ public final class AsyncServer: Sendable {
     ///   - reusePort: set `SO_REUSEPORT`, so several servers can share the port. `SO_REUSEADDR` is always set.
     ///   - dualStackIPv6: with `family: .ipv6`, also accept IPv4 clients (seen as `::ffff:a.b.c.d`).
     ///     Without it, an IPv6 server sets `IPV6_V6ONLY` explicitly.
+    ///   - multipath: listen with `IPPROTO_MPTCP` (Multipath TCP): clients that speak MPTCP get MPTCP
+    ///     connections (``AsyncSocket/isMultipath``), others plain TCP. Where the kernel refuses MPTCP the
+    ///     server listens with plain TCP, silently, as Go does.
     ///   - group: the loops of the server: it accepts on one of them and hands each client to the next
     ///     (``EventLoopGroup/shared`` by default: every core).
     /// - Throws: ``SocketError``: `EINVAL` for a bad argument combination, `EAFNOSUPPORT` when dual-stack is not
     ///   supported, `EADDRINUSE` when the port is taken, each naming the address.
     public convenience init(host: String, port: UInt16, family: SocketFamily = .ipv4, backlog: Int? = nil,
-                reusePort: Bool = false, dualStackIPv6: Bool = false, group: EventLoopGroup = .shared) throws {
+                reusePort: Bool = false, dualStackIPv6: Bool = false, multipath: Bool = false,
+                group: EventLoopGroup = .shared) throws {
         guard family != .unix else {
             throw SocketError.invalidArgument("AsyncServer(host:port:)", "family .unix needs AsyncServer(unixPath:)")
         }
@@ -64,7 +68,7 @@ public final class AsyncServer: Sendable {
             }
         }
         let address = try Self.bindAddress(host: host, port: port, family: family)
-        try self.init(address: address, backlog: backlog, group: group) { fd in
+        try self.init(address: address, backlog: backlog, multipath: multipath, group: group) { fd in
             try Self.setFlag(fd, SOL_SOCKET, SO_REUSEADDR, true, "SO_REUSEADDR", address)
             if reusePort { try Self.setFlag(fd, SOL_SOCKET, SO_REUSEPORT, true, "SO_REUSEPORT", address) }
             if family == .ipv6 {
@@ -78,7 +82,7 @@ public final class AsyncServer: Sendable {
     /// - Parameters:
     ///   - unixPath: the socket file to create.
     ///   - backlog: the listen queue length; `nil` uses ``defaultBacklog``.
-    ///   - group: the loops of the server (see ``init(host:port:family:backlog:reusePort:dualStackIPv6:group:)``).
+    ///   - group: the loops of the server (see ``init(host:port:family:backlog:reusePort:dualStackIPv6:multipath:group:)``).
     /// - Throws: ``SocketError``: `ENAMETOOLONG` when the path does not fit `sun_path`, `EADDRINUSE` when the
     ///   path exists (remove a stale socket file first), `EINVAL` for an empty path or a NUL byte.
     ///   ``close()`` removes the socket file.
@@ -87,13 +91,13 @@ public final class AsyncServer: Sendable {
         try self.init(address: address, backlog: backlog, group: group) { _ in }
     }
 
-    private init(address: SocketAddress, backlog: Int?, group: EventLoopGroup,
+    private init(address: SocketAddress, backlog: Int?, multipath: Bool = false, group: EventLoopGroup,
                  configure: (Int32) throws -> Void) throws {
         let backlog = backlog ?? Self.defaultBacklog
         guard backlog >= 0 else {
             throw SocketError.invalidArgument("listen", "backlog must not be negative, got \(backlog)", address: address)
         }
-        let fd = as_socket(address.family.rawValue, Int32(SOCK_STREAM.rawValue), 0)
+        let fd = StreamSocket.open(family: address.family, multipath: multipath)
         guard fd >= 0 else { throw SocketError.fromErrno("socket", address: address) }
         do {
             try configure(fd)

@@ -9,7 +9,7 @@ internal import CLibeventShim
 ///
 /// Python's `socket.socket` for stream sockets, made async: ``read(upTo:)`` is `recv`, ``write(_:)-([UInt8])`` is
 /// `sendall`, ``shutdown(_:)`` and ``close()`` are what they say. Get one from
-/// ``connect(to:timeout:sourceAddress:allErrors:happyEyeballsDelay:resolver:)``, ``pair(on:)`` or an
+/// ``connect(to:timeout:sourceAddress:allErrors:happyEyeballsDelay:resolver:multipath:)``, ``pair(on:)`` or an
 /// ``AsyncServer``'s ``AsyncServer/accepts``.
 ///
 /// ## Concurrency rules
@@ -35,8 +35,11 @@ public actor AsyncSocket: LoopBound {
     /// The address this socket connected to, for error messages (nil for pairs and until known).
     let peer: SocketAddress?
 
+    /// Bytes received ahead of the reader by `read(until:)` and `lines` (issue 16); every read serves these first.
+    var readAhead = ReadAheadBuffer()
+
     /// The default timeout of this socket's reads, writes and waits; `nil` waits forever.
-    /// Set by ``connect(to:timeout:sourceAddress:allErrors:happyEyeballsDelay:resolver:)``'s `timeout`.
+    /// Set by ``connect(to:timeout:sourceAddress:allErrors:happyEyeballsDelay:resolver:multipath:)``'s `timeout`.
     public var timeout: Duration?
 
     /// The event loop whose thread runs this socket.
@@ -81,8 +84,9 @@ public actor AsyncSocket: LoopBound {
         try await connect(to: address, timeout: timeout, sourceAddress: nil)
     }
 
-    static func connect(to address: SocketAddress, timeout: Duration?, sourceAddress: SocketAddress?) async throws -> AsyncSocket {
-        let fd = as_socket(address.family.rawValue, Int32(SOCK_STREAM.rawValue), 0)
+    static func connect(to address: SocketAddress, timeout: Duration?, sourceAddress: SocketAddress?,
+                        multipath: Bool = false) async throws -> AsyncSocket {
+        let fd = StreamSocket.open(family: address.family, multipath: multipath)
         guard fd >= 0 else { throw SocketError.fromErrno("socket", address: address) }
         let socket = AsyncSocket(descriptor: fd, peer: address, timeout: timeout)
         try await socket.finishConnect(to: address, sourceAddress: sourceAddress)
@@ -185,6 +189,8 @@ public actor AsyncSocket: LoopBound {
         }
         if !core.tryAcquire(.read) { try await lock(.read, "read") }
         defer { core.release(.read) }
+        // Buffered reads (issue 16): serve from readAhead first.
+        if !readAhead.isEmpty { return readAhead.take(maxBytes) }
         let scratch = core.loop.scratch
         if maxBytes > scratch.count {
             // `maxBytes` is a bound, not a size to allocate: `read(upTo: .max)` must not try to allocate it.
@@ -228,6 +234,8 @@ public actor AsyncSocket: LoopBound {
         }
         if !core.tryAcquire(.read) { try await lock(.read, "read") }
         defer { core.release(.read) }
+        // Buffered reads (issue 16): serve from readAhead first.
+        if !readAhead.isEmpty { return readAhead.take(maxBytes, appendingTo: &buffer) }
         let scratch = core.loop.scratch
         var deadline: Deadline?
         while true {
@@ -272,6 +280,8 @@ public actor AsyncSocket: LoopBound {
         if count == 0 { try checkOpen("read"); return [] }
         if !core.tryAcquire(.read) { try await lock(.read, "read") }
         defer { core.release(.read) }
+        // Buffered reads (issue 16): serve from readAhead first.
+        if !readAhead.isEmpty { return try await readExactlyAfterReadAhead(count) }
         if count > Self.largestSingleRead {
             // Too large to allocate up front on faith: grow as the bytes arrive.
             var bytes: [UInt8] = []
@@ -434,6 +444,7 @@ public actor AsyncSocket: LoopBound {
     /// Closes the socket. Idempotent. Calls waiting in ``read(upTo:)``, ``write(_:)-([UInt8])`` or a
     /// connect throw ``SocketError`` with `EBADF` promptly; later calls throw the same.
     public func close() {
+        readAhead = ReadAheadBuffer()  // bytes read ahead (issue 16) go with the socket: later reads throw EBADF
         core.close()
     }
 
@@ -493,13 +504,15 @@ public actor AsyncSocket: LoopBound {
     }
 }
 
-/// The stream ended before ``AsyncSocket/read(exactly:)`` had all its bytes (Python asyncio's
-/// `IncompleteReadError`).
+/// The stream ended before ``AsyncSocket/read(exactly:)`` had all its bytes, or before
+/// ``AsyncSocket/read(until:maxLength:)`` found its delimiter (Python asyncio's `IncompleteReadError`).
 public struct IncompleteReadError: Error, Sendable, CustomStringConvertible {
     /// The bytes that did arrive before the end of stream.
     public var partial: [UInt8]
-    /// How many bytes were asked for.
+    /// How many bytes were asked for (for ``AsyncSocket/read(until:maxLength:)``, its `maxLength`).
     public var expected: Int
+    /// The delimiter ``AsyncSocket/read(until:maxLength:)`` was looking for; nil for ``AsyncSocket/read(exactly:)``.
+    public var delimiter: [UInt8]? = nil
 
     /// Creates the error.
     public init(partial: [UInt8], expected: Int) {
@@ -509,7 +522,10 @@ public struct IncompleteReadError: Error, Sendable, CustomStringConvertible {
 
     /// `"read(exactly: N) reached end of stream after M bytes"`.
     public var description: String {
-        "read(exactly: \(expected)) reached end of stream after \(partial.count) bytes"
+        if let delimiter {
+            return "read(until: \(delimiter)) reached end of stream after \(partial.count) bytes without the delimiter"
+        }
+        return "read(exactly: \(expected)) reached end of stream after \(partial.count) bytes"
     }
 }
 

@@ -79,6 +79,40 @@ int as_cpu_count(void);
 void as_current_loop_set(void *loop);
 void *as_current_loop_get(void);
 
+/* ---- Socket parity (issue 16): sendfile, gather writes, descriptor passing, peer credentials, MPTCP ---- */
+
+/* IOV_MAX: the most iovec entries one sendmsg takes. */
+int as_iov_max(void);
+/* sendmsg(2) of `count` iovecs (struct iovec, as laid out by Glibc) with MSG_NOSIGNAL. */
+long as_sendmsg_iov(int fd, const void *iov, int count);
+/* send(2) of `count` bytes with MSG_NOSIGNAL and, when nfds > 0, an SCM_RIGHTS control message carrying
+ * `fds` (at most AS_MAX_PASSED_DESCRIPTORS). */
+long as_send_descriptors(int fd, const void *bytes, unsigned long count, const int *fds, int nfds);
+/* recvmsg(2) of at most `count` bytes with MSG_CMSG_CLOEXEC and room for `max_fds` descriptors (<=
+ * AS_MAX_PASSED_DESCRIPTORS). Up to `max_fds` received descriptors go to `fds` (*nfds says how many); any
+ * others are closed here and counted in *dropped; *truncated is set when the kernel reported MSG_CTRUNC
+ * (descriptors that did not fit the control buffer: the kernel discards them). */
+long as_recv_descriptors(int fd, void *bytes, unsigned long count, int *fds, int max_fds, int *nfds,
+                         int *dropped, int *truncated);
+/* The largest number of descriptors one message may carry (Linux's SCM_MAX_FD). */
+enum { AS_MAX_PASSED_DESCRIPTORS = 253 };
+/* sendfile(2) from in_fd at *offset (advanced by what was sent) to the socket out_fd, never raising
+ * SIGPIPE (blocked around the call; a SIGPIPE it raised is consumed). -1 and ENOSYS where sendfile does
+ * not exist. */
+long as_sendfile(int out_fd, int in_fd, long long *offset, unsigned long count);
+/* pread(2) and read(2), for sendfile's fallback. */
+long as_pread(int fd, void *bytes, unsigned long count, long long offset);
+long as_read(int fd, void *bytes, unsigned long count);
+/* The address family of a socket (getsockname), or -1. */
+int as_socket_domain(int fd);
+/* The peer's process id, user id and group id (SO_PEERCRED on Linux; getpeereid and LOCAL_PEERPID on
+ * Darwin); -1 and errno (ENOTSUP where neither exists). */
+int as_peer_credentials(int fd, int *pid, unsigned int *uid, unsigned int *gid);
+/* IPPROTO_MPTCP (262 on Linux; -1 where MPTCP does not exist). */
+int as_ipproto_mptcp(void);
+/* 1 when getsockopt(SOL_MPTCP, MPTCP_INFO) succeeds on fd: an MPTCP connection that did not fall back. */
+int as_is_multipath(int fd);
+
 #ifdef __cplusplus
 }
 #endif
