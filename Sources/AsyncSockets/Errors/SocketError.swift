@@ -63,9 +63,10 @@ public struct SocketError: Error, Sendable, Hashable, CustomStringConvertible {
 }
 
 extension SocketError {
-    /// An error with the calling thread's current `errno`.
+    /// An error with the calling thread's current `errno` (``Syscall/lastError``), for a C call outside the
+    /// funnel; read it in the same synchronous step as the call. Prefer ``Syscall/call(_:address:detail:_:)``.
     static func fromErrno(_ operation: String, address: SocketAddress? = nil, detail: String? = nil) -> SocketError {
-        SocketError(code: errno, operation: operation, address: address, detail: detail)
+        SocketError(code: Syscall.lastError, operation: operation, address: address, detail: detail)
     }
 
     /// `EINVAL` with a detail naming the bad value.

@@ -79,11 +79,11 @@ public final class EventLoop: SerialExecutor, TaskExecutor, @unchecked Sendable,
     /// Creates a loop and starts its thread. Loops live as long as the process.
     init(name: String) {
         self.name = name
-        guard let base = as_base_new() else { fatalError("AsyncSockets: event_base_new failed (errno \(errno))") }
+        guard let base = as_base_new() else { fatalError("AsyncSockets: event_base_new failed (errno \(Syscall.lastError))") }
         self.base = base
         var writeFD: Int32 = -1
         let readFD = as_wakeup_fd(&writeFD)
-        guard readFD >= 0 else { fatalError("AsyncSockets: eventfd failed (errno \(errno))") }
+        guard readFD >= 0 else { fatalError("AsyncSockets: eventfd failed (errno \(Syscall.lastError))") }
         self.wakeRead = readFD
         self.wakeWrite = writeFD
         self.scratch = .allocate(byteCount: Self.scratchSize, alignment: 16)

@@ -57,28 +57,27 @@ actor Listener: LoopBound {
             if fd < 0 || Task.isCancelled { return nil }
             var storage = sockaddr_storage()
             var length = UInt32(MemoryLayout<sockaddr_storage>.size)
-            let client = withUnsafeMutablePointer(to: &storage) { as_accept(fd, $0, &length) }
-            if client >= 0 {
+            let code: Errno.Code
+            switch Syscall.attempt({ withUnsafeMutablePointer(to: &storage) { as_accept(fd, $0, &length) } }) {
+            case .success(let client):
                 let peer = withUnsafeBytes(of: &storage) { SocketAddress(sockaddr: $0.baseAddress!, length: socklen_t(length)) }
                 if address.family != .unix { AsyncSocket.setNoDelay(client) }
                 return AsyncSocket(descriptor: client, loop: .next(), peer: peer)
+            case .failure(let failure):
+                code = failure
             }
-            let code = errno
-            switch code {
-            case EAGAIN, EWOULDBLOCK:
+            if code.wouldBlock {
                 core.markDrained(.read)
                 switch await waitReady(.read) {
                 case .ready, .timedOut: continue
                 case .cancelled, .closed: return nil
                 case .failed(let code): throw SocketError(code: code, operation: "accept", address: address, detail: "event_add failed")
                 }
-            case ECONNABORTED, EINTR, EPROTO, EPERM:
+            }
+            switch code.acceptFailure {
+            case .skip:
                 continue
-            #if os(Linux)
-            case ENETDOWN, ENOPROTOOPT, EHOSTDOWN, ENONET, EHOSTUNREACH, EOPNOTSUPP, ENETUNREACH:
-                continue
-            #endif
-            case EMFILE, ENFILE, ENOBUFS, ENOMEM:
+            case .backOff:
                 backoffCount += 1
                 switch await sleepOnLoop(microseconds: backoff) {
                 case .ready, .timedOut:
@@ -87,8 +86,8 @@ actor Listener: LoopBound {
                 case .cancelled, .closed: return nil
                 case .failed(let code): throw SocketError(code: code, operation: "accept", address: address, detail: "event_add failed")
                 }
-            default:
-                throw SocketError(code: code, operation: "accept", address: address)
+            case .fail:
+                throw SocketError(code: code.rawValue, operation: "accept", address: address)
             }
         }
     }
