@@ -392,3 +392,33 @@ int as_is_multipath(int fd) {
     return 0;
 #endif
 }
+
+/* ---- issue 12 (house): platform knowledge of accept(2)'s errors ---- */
+
+int as_accept_error_action(int code) {
+    switch (code) {
+    case ECONNABORTED:
+    case EINTR:
+    case EPROTO:
+    case EPERM:
+#ifdef __linux__
+    /* Linux's accept(2) passes on the network errors of the new connection ("Error handling" in the man
+     * page): they concern that connection, not the listening socket. */
+    case ENETDOWN:
+    case ENOPROTOOPT:
+    case EHOSTDOWN:
+    case ENONET:
+    case EHOSTUNREACH:
+    case EOPNOTSUPP:
+    case ENETUNREACH:
+#endif
+        return AS_ACCEPT_SKIP;
+    case EMFILE:
+    case ENFILE:
+    case ENOBUFS:
+    case ENOMEM:
+        return AS_ACCEPT_BACK_OFF;
+    default:
+        return AS_ACCEPT_FAIL;
+    }
+}

@@ -73,7 +73,7 @@ public struct SystemResolver: AddressResolver {
         let host = endpoint.host.isEmpty ? nil : endpoint.host
         let rc = getaddrinfo(host, String(endpoint.port), &hints, &list)
         guard rc == 0 else {
-            let code: Int32 = rc == EAI_SYSTEM ? errno : (rc == EAI_NONAME ? ENOENT : EIO)
+            let code: Int32 = rc == EAI_SYSTEM ? Syscall.lastError : (rc == EAI_NONAME ? ENOENT : EIO)
             let text = String(cString: gai_strerror(rc))
             return .failure(SocketError(code: code, operation: "resolve", address: nil, detail: "\(endpoint): \(text)"))
         }

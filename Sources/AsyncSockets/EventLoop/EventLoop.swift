@@ -111,11 +111,11 @@ public final class EventLoop: SerialExecutor, TaskExecutor, @unchecked Sendable,
     /// Creates a loop and starts its thread. Loops live as long as the process.
     init(name: String) {
         self.name = name
-        guard let base = as_base_new() else { fatalError("AsyncSockets: event_base_new failed (errno \(errno))") }
+        guard let base = as_base_new() else { fatalError("AsyncSockets: event_base_new failed (errno \(Syscall.lastError))") }
         self.base = base
         var writeFD: Int32 = -1
         let readFD = as_wakeup_fd(&writeFD)
-        guard readFD >= 0 else { fatalError("AsyncSockets: eventfd failed (errno \(errno))") }
+        guard readFD >= 0 else { fatalError("AsyncSockets: eventfd failed (errno \(Syscall.lastError))") }
         self.wakeRead = readFD
         self.wakeWrite = writeFD
         self.scratch = .allocate(byteCount: Self.scratchSize, alignment: 16)
@@ -125,6 +125,8 @@ public final class EventLoop: SerialExecutor, TaskExecutor, @unchecked Sendable,
 
         let started = Locked(false)
         let ready = Condition()
+        // `unowned(unsafe)`: a loop is never deinitialised (loops live as long as the process, see above), so
+        // the thread it starts can never outlive it; no retain cycle between the loop and its own thread.
         startThread(name: name) { [unowned(unsafe) self] in
             self.threadID = pthread_self()
             as_current_loop_set(Unmanaged.passUnretained(self).toOpaque())
@@ -330,7 +332,6 @@ final class LoopSerialExecutor: SerialExecutor {
         loop.checkIsolated()
     }
 }
-
 /// One `executeAndWait` body: run exactly once, by its loop (taken from the loop's list under the loop's lock),
 /// then `signal` wakes the waiting caller.
 final class SyncRequest: Sendable {
@@ -349,66 +350,5 @@ final class SyncRequest: Sendable {
     func run() {
         body()
         signal.signal { done.withLock { $0 = true } }
-    }
-}
-
-/// A condition variable paired with its own mutex, for the rare blocking hand-offs (loop start-up,
-/// `executeAndWait`, the resolver's worker threads).
-final class Condition: @unchecked Sendable {
-    // @unchecked Sendable: the mutex and condition variable are process-shared primitives made for use from
-    // several threads; they are created in `init`, destroyed in `deinit`, and only passed to pthread calls.
-    private let mutex: UnsafeMutablePointer<pthread_mutex_t>
-    private let cond: UnsafeMutablePointer<pthread_cond_t>
-
-    init() {
-        mutex = .allocate(capacity: 1)
-        mutex.initialize(to: pthread_mutex_t())
-        pthread_mutex_init(mutex, nil)
-        cond = .allocate(capacity: 1)
-        cond.initialize(to: pthread_cond_t())
-        pthread_cond_init(cond, nil)
-    }
-
-    deinit {
-        pthread_cond_destroy(cond)
-        pthread_mutex_destroy(mutex)
-        cond.deallocate()
-        mutex.deallocate()
-    }
-
-    /// Runs `change` under the mutex, then wakes every waiter.
-    func signal(_ change: () -> Void) {
-        pthread_mutex_lock(mutex)
-        change()
-        pthread_cond_broadcast(cond)
-        pthread_mutex_unlock(mutex)
-    }
-
-    /// Blocks until `predicate` (evaluated under the mutex) is true.
-    func wait(until predicate: () -> Bool) {
-        pthread_mutex_lock(mutex)
-        while !predicate() { pthread_cond_wait(cond, mutex) }
-        pthread_mutex_unlock(mutex)
-    }
-
-    /// Runs `body` under the mutex, and waits on the condition whenever `body` returns nil; returns the first
-    /// non-nil result.
-    func waitFor<T>(_ body: () -> T?) -> T {
-        pthread_mutex_lock(mutex)
-        defer { pthread_mutex_unlock(mutex) }
-        while true {
-            if let value = body() { return value }
-            pthread_cond_wait(cond, mutex)
-        }
-    }
-
-    /// Runs `body` under the mutex and wakes one waiter.
-    func withLockSignalOne<T>(_ body: () -> T) -> T {
-        pthread_mutex_lock(mutex)
-        defer {
-            pthread_cond_signal(cond)
-            pthread_mutex_unlock(mutex)
-        }
-        return body()
     }
 }

@@ -3,9 +3,8 @@ import Glibc
 #elseif canImport(Darwin)
 import Darwin
 #endif
-internal import CLibeventShim
 
-/// A `pthread_mutex_t` that owns its memory: the one place in the module that holds a mutex pointer.
+/// A `pthread_mutex_t` that owns its memory (`Condition` pairs its own mutex with a condition variable).
 ///
 /// (A `pthread_mutex` wrapper rather than `Synchronization.Mutex`: ThreadSanitizer reported races on the
 /// latter with this toolchain that disappeared with the same logic behind a pthread mutex; see the design notes.)
@@ -51,31 +50,4 @@ final class Locked<Value: Sendable>: @unchecked Sendable {
     func withLock<T>(_ body: (inout Value) throws -> T) rethrows -> T {
         try lock.withLock { try body(&value) }
     }
-}
-
-/// Starts a detached, joinable-free POSIX thread running `body`.
-func startThread(name: String, _ body: @escaping @Sendable () -> Void) {
-    final class Box {
-        let body: @Sendable () -> Void
-        let name: String
-        init(_ body: @escaping @Sendable () -> Void, name: String) { self.body = body; self.name = name }
-    }
-    let box = Unmanaged.passRetained(Box(body, name: name)).toOpaque()
-    #if canImport(Glibc)
-    var thread = pthread_t()
-    #else
-    var thread: pthread_t? = nil
-    #endif
-    let rc = pthread_create(&thread, nil, { raw in
-        #if canImport(Glibc)
-        let box = Unmanaged<Box>.fromOpaque(raw!).takeRetainedValue()
-        #else
-        let box = Unmanaged<Box>.fromOpaque(raw).takeRetainedValue()
-        #endif
-        as_thread_set_name(String(box.name.prefix(15)))
-        box.body()
-        return nil
-    }, box)
-    precondition(rc == 0, "pthread_create failed: \(rc)")
-    pthread_detach(thread)
 }

@@ -97,22 +97,19 @@ public final class AsyncServer: Sendable {
         guard backlog >= 0 else {
             throw SocketError.invalidArgument("listen", "backlog must not be negative, got \(backlog)", address: address)
         }
-        let fd = StreamSocket.open(family: address.family, multipath: multipath)
-        guard fd >= 0 else { throw SocketError.fromErrno("socket", address: address) }
+        let fd = try Syscall.call("socket", address: address) {
+            StreamSocket.open(family: address.family, multipath: multipath)
+        }
         do {
             try configure(fd)
-            if address.withSockAddr({ Glibc.bind(fd, $0, $1) }) != 0 {
-                throw SocketError.fromErrno("bind", address: address)
-            }
-            if Glibc.listen(fd, Int32(clamping: backlog)) != 0 {
-                throw SocketError.fromErrno("listen", address: address)
-            }
-            guard let bound = SocketAddress.read({ getsockname(fd, $0, $1) }) ?? nil else {
-                throw SocketError.fromErrno("getsockname", address: address)
+            _ = try Syscall.call("bind", address: address) { address.withSockAddr { Posix.bind(fd, $0, $1) } }
+            _ = try Syscall.call("listen", address: address) { Posix.listen(fd, Int32(clamping: backlog)) }
+            guard let bound = try SocketAddress.local(of: fd, address: address) else {
+                throw SocketError(code: EAFNOSUPPORT, operation: "getsockname", address: address)
             }
             self.localAddress = address.family == .unix ? address : bound
         } catch {
-            _ = Glibc.close(fd)
+            _ = Posix.close(fd)
             throw error
         }
         self.listener = Listener(descriptor: fd, address: localAddress, group: group)
@@ -121,11 +118,14 @@ public final class AsyncServer: Sendable {
 
     /// Python's `socket.has_dualstack_ipv6()`: whether an IPv6 socket can also accept IPv4 connections here.
     public static var hasDualStackIPv6: Bool {
-        let fd = as_socket(AF_INET6, Int32(SOCK_STREAM.rawValue), 0)
-        guard fd >= 0 else { return false }
-        defer { _ = Glibc.close(fd) }
+        guard case .success(let fd) = Syscall.attempt({ as_socket(AF_INET6, Int32(SOCK_STREAM.rawValue), 0) }) else {
+            return false
+        }
+        defer { _ = Posix.close(fd) }
         var zero: Int32 = 0
-        return setsockopt(fd, Int32(IPPROTO_IPV6), IPV6_V6ONLY, &zero, socklen_t(MemoryLayout<Int32>.size)) == 0
+        let set = Syscall.attempt { setsockopt(fd, Int32(IPPROTO_IPV6), IPV6_V6ONLY, &zero, socklen_t(MemoryLayout<Int32>.size)) }
+        if case .success = set { return true }
+        return false
     }
 
     /// The connected clients, one per iteration step, as they arrive.
@@ -204,8 +204,8 @@ public final class AsyncServer: Sendable {
     private static func setFlag(_ fd: Int32, _ level: Int32, _ name: Int32, _ value: Bool, _ label: String,
                                 _ address: SocketAddress) throws {
         var raw: Int32 = value ? 1 : 0
-        if setsockopt(fd, level, name, &raw, socklen_t(MemoryLayout<Int32>.size)) != 0 {
-            throw SocketError.fromErrno("setsockopt", address: address, detail: label)
+        _ = try Syscall.call("setsockopt", address: address, detail: label) {
+            setsockopt(fd, level, name, &raw, socklen_t(MemoryLayout<Int32>.size))
         }
     }
 }

@@ -82,36 +82,35 @@ actor Listener: LoopBound {
             if fd < 0 || Task.isCancelled { return batch.isEmpty ? nil : batch }
             var storage = sockaddr_storage()
             var length = UInt32(MemoryLayout<sockaddr_storage>.size)
-            let client = withUnsafeMutablePointer(to: &storage) { as_accept(fd, $0, &length) }
-            if client >= 0 {
+            let code: Errno.Code
+            switch Syscall.attempt({ withUnsafeMutablePointer(to: &storage) { as_accept(fd, $0, &length) } }) {
+            case .success(let client):
                 let peer = withUnsafeBytes(of: &storage) { SocketAddress(sockaddr: $0.baseAddress!, length: socklen_t(length)) }
                 if address.family != .unix { AsyncSocket.setNoDelay(client) }
                 batch.append(AsyncSocket(descriptor: client, loop: group.next(), peer: peer))
                 continue
+            case .failure(let failure):
+                code = failure
             }
-            let code = errno
-            if !batch.isEmpty, code != EINTR, code != ECONNABORTED {
-                if code == EAGAIN || code == EWOULDBLOCK {
+            if !batch.isEmpty, code.rawValue != ECONNABORTED {
+                if code.wouldBlock {
                     core.markDrained(.read)
                     drainedByLastBatch = true
                 }
                 return batch  // no waiting, backing off or throwing with clients in hand
             }
-            switch code {
-            case EAGAIN, EWOULDBLOCK:
+            if code.wouldBlock {
                 core.markDrained(.read)
                 switch await waitReady(.read) {
                 case .ready, .timedOut: continue
                 case .cancelled, .closed: return nil
                 case .failed(let code): throw SocketError(code: code, operation: "accept", address: address, detail: "event_add failed")
                 }
-            case ECONNABORTED, EINTR, EPROTO, EPERM:
+            }
+            switch code.acceptFailure {
+            case .skip:
                 continue
-            #if os(Linux)
-            case ENETDOWN, ENOPROTOOPT, EHOSTDOWN, ENONET, EHOSTUNREACH, EOPNOTSUPP, ENETUNREACH:
-                continue
-            #endif
-            case EMFILE, ENFILE, ENOBUFS, ENOMEM:
+            case .backOff:
                 backoffCount += 1
                 switch await sleepOnLoop(microseconds: backoff) {
                 case .ready, .timedOut:
@@ -120,8 +119,8 @@ actor Listener: LoopBound {
                 case .cancelled, .closed: return nil
                 case .failed(let code): throw SocketError(code: code, operation: "accept", address: address, detail: "event_add failed")
                 }
-            default:
-                throw SocketError(code: code, operation: "accept", address: address)
+            case .fail:
+                throw SocketError(code: code.rawValue, operation: "accept", address: address)
             }
         }
         return batch

@@ -86,8 +86,9 @@ public actor AsyncSocket: LoopBound {
 
     static func connect(to address: SocketAddress, timeout: Duration?, sourceAddress: SocketAddress?,
                         multipath: Bool = false) async throws -> AsyncSocket {
-        let fd = StreamSocket.open(family: address.family, multipath: multipath)
-        guard fd >= 0 else { throw SocketError.fromErrno("socket", address: address) }
+        let fd = try Syscall.call("socket", address: address) {
+            StreamSocket.open(family: address.family, multipath: multipath)
+        }
         let socket = AsyncSocket(descriptor: fd, peer: address, timeout: timeout)
         try await socket.finishConnect(to: address, sourceAddress: sourceAddress)
         return socket
@@ -100,36 +101,41 @@ public actor AsyncSocket: LoopBound {
     /// - Throws: ``SocketError`` (for example `EMFILE` when the process is out of descriptors).
     public static func pair(on loop: EventLoop? = nil) throws -> (AsyncSocket, AsyncSocket) {
         var fds: [Int32] = [-1, -1]
-        guard as_socketpair(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0, &fds) == 0 else {
-            throw SocketError.fromErrno("socketpair")
-        }
+        _ = try Syscall.call("socketpair") { as_socketpair(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0, &fds) }
         let loop = loop ?? EventLoop.next()
         return (AsyncSocket(descriptor: fds[0], loop: loop), AsyncSocket(descriptor: fds[1], loop: loop))
     }
 
     private func finishConnect(to address: SocketAddress, sourceAddress: SocketAddress?) async throws {
         do {
-            if address.family != .unix { Self.setNoDelay(core.fd) }
+            let fd = core.fd
+            if address.family != .unix { Self.setNoDelay(fd) }
             if let sourceAddress {
                 if sourceAddress.family != address.family {
                     throw SocketError(code: EAFNOSUPPORT, operation: "bind", address: sourceAddress,
                                       detail: "the source address is \(sourceAddress.family), the destination \(address) is \(address.family)")
                 }
-                let rc = sourceAddress.withSockAddr { Glibc.bind(core.fd, $0, $1) }
-                if rc != 0 { throw SocketError.fromErrno("bind", address: sourceAddress, detail: "binding the source address before connecting to \(address)") }
+                _ = try Syscall.call("bind", address: sourceAddress, detail: "binding the source address before connecting to \(address)") {
+                    sourceAddress.withSockAddr { Posix.bind(fd, $0, $1) }
+                }
             }
-            let rc = address.withSockAddr { Glibc.connect(core.fd, $0, $1) }
-            if rc == 0 { return }
-            let code = errno
-            guard code == EINPROGRESS || code == EINTR else {
-                throw SocketError(code: code, operation: "connect", address: address)
+            switch Syscall.attempt({ address.withSockAddr { Posix.connect(fd, $0, $1) } }) {
+            case .success: return
+            // In progress. (`EALREADY` and `EISCONN` only come from a second `connect` on this new socket, after
+            // an `EINTR` that `Syscall` retried: the first one is still in progress, or has finished.)
+            case .failure(let code) where code.rawValue == EINPROGRESS || code.rawValue == EALREADY: break
+            case .failure(let code) where code.rawValue == EISCONN: return
+            case .failure(let code): throw SocketError(code: code.rawValue, operation: "connect", address: address)
             }
             core.markDrained(.write)
             switch await waitReady(.write, timeoutMicroseconds: Self.microseconds(timeout)) {
             case .ready:
                 var error: Int32 = 0
                 var length = socklen_t(MemoryLayout<Int32>.size)
-                if getsockopt(core.fd, SOL_SOCKET, SO_ERROR, &error, &length) != 0 { error = errno }
+                let fd = core.fd  // again: a `close()` may have run on the actor since the wait ended
+                if case .failure(let code) = Syscall.attempt({ getsockopt(fd, SOL_SOCKET, SO_ERROR, &error, &length) }) {
+                    error = code.rawValue
+                }
                 if error != 0 { throw SocketError(code: error, operation: "connect", address: address) }
             case .timedOut: throw SocketError.timedOut("connect", address: address, after: timeout)
             case .cancelled: throw CancellationError()
@@ -142,9 +148,10 @@ public actor AsyncSocket: LoopBound {
         }
     }
 
+    /// Sets `TCP_NODELAY`, best effort (a failure leaves Nagle's algorithm on; nothing else changes).
     static func setNoDelay(_ fd: Int32) {
         var one: Int32 = 1
-        _ = setsockopt(fd, Int32(IPPROTO_TCP), TCP_NODELAY, &one, socklen_t(MemoryLayout<Int32>.size))
+        _ = Syscall.attempt { setsockopt(fd, Int32(IPPROTO_TCP), TCP_NODELAY, &one, socklen_t(MemoryLayout<Int32>.size)) }
     }
 
     // MARK: Addresses
@@ -153,11 +160,9 @@ public actor AsyncSocket: LoopBound {
     public var localAddress: SocketAddress {
         get throws {
             try checkOpen("localAddress")
-            let fd = core.fd
-            guard let result = SocketAddress.read({ getsockname(fd, $0, $1) }) else {
-                throw SocketError.fromErrno("getsockname")
+            guard let address = try SocketAddress.local(of: core.fd) else {
+                throw SocketError(code: EAFNOSUPPORT, operation: "getsockname")
             }
-            guard let address = result else { throw SocketError(code: EAFNOSUPPORT, operation: "getsockname") }
             return address
         }
     }
@@ -166,11 +171,9 @@ public actor AsyncSocket: LoopBound {
     public var remoteAddress: SocketAddress {
         get throws {
             try checkOpen("remoteAddress")
-            let fd = core.fd
-            guard let result = SocketAddress.read({ getpeername(fd, $0, $1) }) else {
-                throw SocketError.fromErrno("getpeername", address: peer)
+            guard let address = try SocketAddress.remote(of: core.fd, address: peer) else {
+                throw SocketError(code: EAFNOSUPPORT, operation: "getpeername")
             }
-            guard let address = result else { throw SocketError(code: EAFNOSUPPORT, operation: "getpeername") }
             return address
         }
     }
@@ -436,9 +439,8 @@ public actor AsyncSocket: LoopBound {
         case .write: how = Int32(SHUT_WR)
         case .both: how = Int32(SHUT_RDWR)
         }
-        if Glibc.shutdown(core.fd, how) != 0 {
-            throw SocketError.fromErrno("shutdown", address: peer, detail: "\(direction)")
-        }
+        let fd = core.fd
+        _ = try Syscall.call("shutdown", address: peer, detail: "\(direction)") { Posix.shutdown(fd, how) }
     }
 
     /// Closes the socket. Idempotent. Calls waiting in ``read(upTo:)``, ``write(_:)-([UInt8])`` or a

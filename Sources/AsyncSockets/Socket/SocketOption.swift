@@ -102,8 +102,9 @@ extension AsyncSocket {
 
     private func setRawOption(level: Int32, name: Int32, bytes: UnsafeRawBufferPointer, label: String) throws {
         guard !isClosed else { throw SocketError.closed("setsockopt", address: peer) }
-        if setsockopt(descriptor, level, name, bytes.baseAddress, socklen_t(bytes.count)) != 0 {
-            throw SocketError.fromErrno("setsockopt", address: peer, detail: label)
+        let fd = descriptor
+        _ = try Syscall.call("setsockopt", address: peer, detail: label) {
+            setsockopt(fd, level, name, bytes.baseAddress, socklen_t(bytes.count))
         }
     }
 
@@ -113,8 +114,9 @@ extension AsyncSocket {
         var bytes = [UInt8](repeating: 0, count: capacity)
         var length = socklen_t(capacity)
         let fd = descriptor
-        let rc = bytes.withUnsafeMutableBytes { getsockopt(fd, level, name, $0.baseAddress, &length) }
-        if rc != 0 { throw SocketError.fromErrno("getsockopt", address: peer, detail: label) }
+        _ = try Syscall.call("getsockopt", address: peer, detail: label) {
+            bytes.withUnsafeMutableBytes { getsockopt(fd, level, name, $0.baseAddress, &length) }
+        }
         return Array(bytes.prefix(Int(length)))
     }
 }

@@ -112,6 +112,18 @@ int as_peer_credentials(int fd, int *pid, unsigned int *uid, unsigned int *gid);
 int as_ipproto_mptcp(void);
 /* 1 when getsockopt(SOL_MPTCP, MPTCP_INFO) succeeds on fd: an MPTCP connection that did not fall back. */
 int as_is_multipath(int fd);
+/* ---- issue 12 (house): platform knowledge of accept(2)'s errors ---- */
+
+/* What an accept(2) failure with `code` (an errno) asks of a server loop. */
+enum {
+    AS_ACCEPT_FAIL = 0,     /* a real error: report it */
+    AS_ACCEPT_SKIP = 1,     /* transient, the failure of one connection: try the next one at once */
+    AS_ACCEPT_BACK_OFF = 2, /* out of descriptors or memory: wait a little, the kernel keeps the backlog */
+};
+/* Skip: ECONNABORTED, EINTR, EPROTO, EPERM (a firewall rule), and on Linux the network errors accept(2)
+ * passes on from the new connection (ENETDOWN, ENOPROTOOPT, EHOSTDOWN, ENONET, EHOSTUNREACH, EOPNOTSUPP,
+ * ENETUNREACH). Back off: EMFILE, ENFILE, ENOBUFS, ENOMEM. Anything else fails. */
+int as_accept_error_action(int code);
 
 #ifdef __cplusplus
 }
