@@ -33,8 +33,8 @@ COLORS = {
     "flyingsocks": "#37b24d",
     "c-libevent": "#7048e8",
 }
-SCEN_ORDER = ["pp1", "pp64", "pp256", "churn", "bulk", "allocs", "idle"]
-LOWER_IS_BETTER = {"allocs", "idle"}
+SCEN_ORDER = ["pp1", "pp64", "pp256", "churn", "bulk", "allocs", "idle", "fair"]
+LOWER_IS_BETTER = {"allocs", "idle", "fair"}
 SCEN_TITLES = {
     "pp1": "1 conn × 64 B (same CPU)",
     "pp64": "64 conns × 64 B",
@@ -43,6 +43,7 @@ SCEN_TITLES = {
     "bulk": "bulk (4 conns)",
     "idle": "idle memory, 10k conns (lower is better)",
     "allocs": "server mallocs per round trip, 64 conns × 64 B (lower is better)",
+    "fair": "fresh client's 64 B echo p99 while 4 conns stream (lower is better)",
 }
 BASELINE = "nio-async"
 SUBJECT = "asyncsockets"
@@ -105,7 +106,7 @@ class Section:
     def __init__(self, rows, order, scen_order):
         self.values, self.units, self.p50, self.p99 = {}, {}, {}, {}
         self.lg_cpu, self.srv_cpu, self.errors, self.labels = {}, {}, [], {}
-        self.by_round = {}
+        self.by_round, self.fair = {}, {}
         for row in rows:
             key, scen, res = row["impl"], row["scenario"], row["result"]
             self.labels[key] = row.get("label", LABELS.get(key, key))
@@ -122,6 +123,8 @@ class Section:
             if "p50_us" in res:
                 self.p50.setdefault((key, scen), []).append(res["p50_us"])
                 self.p99.setdefault((key, scen), []).append(res["p99_us"])
+            if "max_us" in res:
+                self.fair.setdefault(key, []).append(res)
             self.lg_cpu.setdefault((key, scen), []).append(res.get("cpu_pct", 0.0))
             if "server_cpu_s" in res and res.get("wall_s"):
                 self.srv_cpu.setdefault((key, scen), []).append(100.0 * res["server_cpu_s"] / res["wall_s"])
@@ -191,6 +194,23 @@ class Section:
             out.append(f"| {self.label(k)} | " + " | ".join(cells) + " |")
         out.append("")
 
+    def fairness(self, out):
+        """The fair scenario: probe latency while the bulk streams run (median over rounds of each figure)."""
+        keys = [k for k in self.impls if k in self.fair]
+        if not keys:
+            return
+        out.append("Fairness: a fresh client's 64-byte echo (connect to last echoed byte) while 4 connections "
+                   "stream full duplex at full speed; µs, median over rounds (lower is better), with the "
+                   "probes answered in the window and the streams' own throughput:\n")
+        out += self.header("implementation", ["p50 µs", "p99 µs", "max µs", "probes (unanswered)", "bulk MB/s"])
+        for k in keys:
+            runs = self.fair[k]
+            med = lambda f: statistics.median(r.get(f, 0) for r in runs)  # noqa: E731
+            out.append(f"| {self.label(k)} | {fmt_value(med('p50_us'))} | {fmt_value(med('p99_us'))} | "
+                       f"{fmt_value(med('max_us'))} | {med('probes'):.0f} ({med('unanswered_probes'):.0f}) | "
+                       f"{fmt_value(med('bulk_mbps'))} |")
+        out.append("")
+
     def cpu(self, caption, out):
         out.append(caption + "\n")
         out += self.header("implementation", [SCEN_TITLES.get(x, x) for x in self.scens])
@@ -245,6 +265,7 @@ def main():
                    f"scenario both share CPU {args.cpu_a}.\n")
         servers.throughput([SUBJECT], BASELINE, out)
         servers.latency(out)
+        servers.fairness(out)
         servers.cpu("CPU check, load generator CPU % / server CPU % of wall time (max over rounds). The "
                     "generator's share includes the kernel's loopback TCP work done in its send() calls. A "
                     "server near 100% is saturated (what we want to measure); a generator near 100% while the "

@@ -9,13 +9,15 @@
 #          [--impls asyncsockets,nio-async,nio-handler,flyingsocks,c-libevent]        (servers)
 #          [--clients asyncsockets,asyncsockets-loop,nio-async,flyingsocks,c-loadgen] (clients)
 #          [--micro asyncsockets,asyncsockets-loop,nio-async]                           (in-process)
-#          [--scenarios pp1,pp64,pp256,allocs,idle,churn,bulk,cpp1,cpp64,pair,connect] [--update-readme]
+#          [--scenarios pp1,pp64,pp256,allocs,idle,churn,bulk,fair,cpp1,cpp64,pair,connect] [--update-readme]
 #   --update-readme  also copy the report into Benchmarks/README.md (between its results markers)
 #   --quick   1 round, 1 s measured (+0.3 s warm-up) per run: about 2 minutes.
 #   default   3 rounds, 2.5 s measured (+0.7 s warm-up) per run: about 8-9 minutes. (allocs always runs
 #             1 s + 0.5 s: it counts allocations, a short window is enough; idle takes what it takes.)
 #
-# Server scenarios (pp1 pp64 pp256 allocs idle churn bulk): each echo server runs on CPU 0 (taskset -c 0) and the C
+# fair: the bulk streams (4 connections, full duplex) and meanwhile fresh clients' 64-byte echo latency
+# (p50/p99/max): whether one busy connection holds up the others on the server's loop.
+# Server scenarios (pp1 pp64 pp256 allocs idle churn bulk fair): each echo server runs on CPU 0 (taskset -c 0) and the C
 # load generator on CPU 1, except pp1 (1 connection) where both share CPU 0: cross-CPU single-connection
 # ping-pong measures the VM's idle-CPU wake-up latency, not the server.
 # Client scenarios (cpp1 cpp64): the C libevent echo server on CPU 1 and each ping-pong client on CPU 0
@@ -37,7 +39,7 @@ README_ARGS=()
 IMPLS="asyncsockets,nio-async,nio-handler,flyingsocks,c-libevent"
 CLIENTS="asyncsockets,asyncsockets-loop,nio-async,flyingsocks,c-loadgen"
 MICROS="asyncsockets,asyncsockets-loop,nio-async"
-SCENARIOS="pp1,pp64,pp256,allocs,idle,churn,bulk,cpp1,cpp64,pair,connect"
+SCENARIOS="pp1,pp64,pp256,allocs,idle,churn,bulk,fair,cpp1,cpp64,pair,connect"
 while [[ $# -gt 0 ]]; do
     case "$1" in
         --quick) ROUNDS=1; SECONDS_MEASURED=1; WARMUP=0.3 ;;
@@ -102,7 +104,7 @@ declare -A S_CMD=() C_CMD=() M_CMD=()
 # ---------- build ----------
 if [[ $BUILD -eq 1 ]]; then
     log "== building the C load generator and the C libevent echo server (cc -O2)"
-    cc -O2 -Wall -o "$CBIN/loadgen" loadgen/loadgen.c
+    cc -O2 -Wall -pthread -o "$CBIN/loadgen" loadgen/loadgen.c
     # shellcheck disable=SC2046
     cc -O2 -Wall -o "$CBIN/echo" c-libevent-echo/echo.c $(pkg-config --cflags --libs libevent)
     cc -O2 -Wall -shared -fPIC -o "$CBIN/malloccount.so" malloccount/malloccount.c
@@ -136,7 +138,7 @@ IFS=, read -r -a SCENS <<< "$SCENARIOS"
 want_servers=0 want_clients=0 want_micro=0
 for scen in "${SCENS[@]}"; do
     case "$scen" in
-        pp1|pp64|pp256|allocs|idle|churn|bulk) want_servers=1 ;;
+        pp1|pp64|pp256|allocs|idle|churn|bulk|fair) want_servers=1 ;;
         cpp1|cpp64) want_clients=1 ;;
         pair|connect) want_micro=1 ;;
         *) log "unknown scenario: $scen"; exit 2 ;;
@@ -198,12 +200,13 @@ declare -A SCEN_ARGS=(
     [idle]="--scenario idle --conns 10000"
     [allocs]="--scenario pingpong --conns 64 --size 64"
     [bulk]="--scenario bulk --conns 4"
+    [fair]="--scenario fair --conns 4"
     [cpp1]="--conns 1 --size 64"
     [cpp64]="--conns 64 --size 64"
 )
 # CPU of the server / of the client per scenario
-declare -A SRV_CPU=([pp1]=$CPU_A [pp64]=$CPU_A [pp256]=$CPU_A [allocs]=$CPU_A [idle]=$CPU_A [churn]=$CPU_A [bulk]=$CPU_A [cpp1]=$CPU_A [cpp64]=$CPU_B)
-declare -A CLI_CPU=([pp1]=$CPU_A [pp64]=$CPU_B [pp256]=$CPU_B [allocs]=$CPU_B [idle]=$CPU_B [churn]=$CPU_B [bulk]=$CPU_B [cpp1]=$CPU_A [cpp64]=$CPU_A)
+declare -A SRV_CPU=([pp1]=$CPU_A [pp64]=$CPU_A [pp256]=$CPU_A [allocs]=$CPU_A [idle]=$CPU_A [churn]=$CPU_A [bulk]=$CPU_A [fair]=$CPU_A [cpp1]=$CPU_A [cpp64]=$CPU_B)
+declare -A CLI_CPU=([pp1]=$CPU_A [pp64]=$CPU_B [pp256]=$CPU_B [allocs]=$CPU_B [idle]=$CPU_B [churn]=$CPU_B [bulk]=$CPU_B [fair]=$CPU_B [cpp1]=$CPU_A [cpp64]=$CPU_A)
 
 SERVER_PID=""
 cleanup() {

@@ -21,6 +21,12 @@
  *   bulk      --conns N (4)        full-duplex streaming: every connection writes continuously and reads
  *                                  the echo back, verifying the byte stream. Reports MB/s (10^6 bytes/s)
  *                                  of echoed data (summed over connections, one direction).
+ *   fair      --conns N (4)        fairness under load: the bulk streams above, and meanwhile a second
+ *                                  thread probes with fresh clients, one after another (1 ms apart): connect,
+ *                                  send 64 bytes, read the echo (verified), close. Reports the probe latency
+ *                                  (connect() to the last echoed byte) p50/p99/max in µs; the value is p99
+ *                                  (lower is better). A probe still unanswered when the window ends counts
+ *                                  with its time so far (unanswered_probes says how many).
  *
  * Common options
  *   --port P (required) --host A (default 127.0.0.1) --seconds D (measured window, default 5)
@@ -40,6 +46,8 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <poll.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdint.h>
@@ -104,7 +112,7 @@ static void fail(const char *fmt, ...) {
 
 static void usage(void) {
     fprintf(stderr,
-            "usage: loadgen --port P [--host 127.0.0.1] [--scenario pingpong|churn|bulk]\n"
+            "usage: loadgen --port P [--host 127.0.0.1] [--scenario pingpong|churn|bulk|fair|idle]\n"
             "               [--conns N] [--size BYTES] [--seconds D] [--warmup W]\n");
     exit(2);
 }
@@ -494,7 +502,100 @@ struct bk_conn {
     uint64_t written, readback;
 };
 
+/* ---------- fair: probes by fresh clients while the bulk streams run ---------- */
+
+#define PROBE_SIZE 64
+static volatile int probe_measuring, probe_stop; /* set by the bulk thread; read by the probe thread */
+static uint64_t *probe_ns;                       /* latencies of the probes in the window */
+static size_t probe_count, probe_cap;
+static int probe_unanswered;
+static pthread_mutex_t probe_mutex = PTHREAD_MUTEX_INITIALIZER;
+
+static void probe_record(uint64_t ns) {
+    if (probe_count == probe_cap) {
+        probe_cap = probe_cap ? probe_cap * 2 : 4096;
+        probe_ns = realloc(probe_ns, probe_cap * sizeof *probe_ns);
+        if (!probe_ns) fail("out of memory");
+    }
+    probe_ns[probe_count++] = ns;
+}
+
+/* Waits (50 ms slices, so that the end of the window is noticed) until fd has `events`; 0 when stopping. */
+static int probe_wait(int fd, short events) {
+    for (;;) {
+        if (probe_stop) return 0;
+        struct pollfd p = {.fd = fd, .events = events};
+        int r = poll(&p, 1, 50);
+        if (r > 0) return 1;
+        if (r < 0 && errno != EINTR) fail("probe poll: %s", strerror(errno));
+    }
+}
+
+static void *probe_main(void *arg) {
+    (void)arg;
+    const uint8_t *pattern = make_pattern(PROBE_SIZE + 1024, 31337);
+    struct sockaddr_in sa = server_addr();
+    uint8_t rbuf[PROBE_SIZE];
+    for (uint32_t serial = 0; !probe_stop; serial++) {
+        const uint8_t *msg = pattern + (serial * 7u) % 1024u;
+        int counted = probe_measuring;
+        uint64_t t0 = now_ns();
+        int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+        if (fd < 0) fail("probe socket: %s", strerror(errno));
+        set_nodelay(fd);
+        int done = 0, sent = 0, recvd = 0;
+        if (connect(fd, (struct sockaddr *)&sa, sizeof sa) < 0 && errno != EINPROGRESS)
+            fail("probe connect: %s", strerror(errno));
+        while (!done) {
+            if (sent < PROBE_SIZE) {
+                if (!probe_wait(fd, POLLOUT)) break;
+                ssize_t w = send(fd, msg + sent, (size_t)(PROBE_SIZE - sent), MSG_NOSIGNAL);
+                if (w > 0) sent += (int)w;
+                else if (w < 0 && (errno == EINTR || errno == EAGAIN || errno == EWOULDBLOCK)) continue;
+                else fail("probe send: %s", w < 0 ? strerror(errno) : "zero");
+                continue;
+            }
+            if (!probe_wait(fd, POLLIN)) break;
+            ssize_t r = recv(fd, rbuf, (size_t)(PROBE_SIZE - recvd), 0);
+            if (r > 0) {
+                if (memcmp(rbuf, msg + recvd, (size_t)r) != 0) fail("probe: verification failed");
+                recvd += (int)r;
+                done = recvd == PROBE_SIZE;
+            } else if (r == 0) {
+                fail("probe: server closed the connection before echoing");
+            } else if (errno != EINTR && errno != EAGAIN && errno != EWOULDBLOCK) {
+                fail("probe recv: %s", strerror(errno));
+            }
+        }
+        uint64_t t1 = now_ns();
+        close(fd);
+        pthread_mutex_lock(&probe_mutex);
+        if (counted || probe_measuring) {
+            if (done) probe_record(t1 - t0);
+            else if (counted) { probe_record(t1 - t0); probe_unanswered++; }
+        }
+        pthread_mutex_unlock(&probe_mutex);
+        if (!done) break;
+        struct timespec pause = {.tv_sec = 0, .tv_nsec = 1000000};
+        nanosleep(&pause, NULL);
+    }
+    return NULL;
+}
+
+static int cmp_u64(const void *a, const void *b) {
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+static double probe_quantile_us(double q) {
+    if (probe_count == 0) return 0;
+    size_t i = (size_t)(q * (double)probe_count);
+    if (i >= probe_count) i = probe_count - 1;
+    return (double)probe_ns[i] / 1000.0;
+}
+
 static void run_bulk(void) {
+    int fair = !strcmp(opt_scenario, "fair");
     if (opt_conns < 1) opt_conns = 4;
     opt_size = BULK_CHUNK;
     uint8_t *pattern = make_pattern(BULK_PLEN + BULK_CHUNK, 4242);
@@ -508,6 +609,8 @@ static void run_bulk(void) {
     double t_window = now_s() + opt_warmup;
     double t_end = t_window + opt_seconds;
     int measuring = 0;
+    pthread_t prober;
+    if (fair && pthread_create(&prober, NULL, probe_main, NULL) != 0) fail("pthread_create failed");
     uint64_t bytes_at_window = 0, total_read = 0, bytes_at_end = 0;
 
     struct epoll_event evs[64];
@@ -552,6 +655,7 @@ static void run_bulk(void) {
         double t = now_s();
         if (!measuring && t >= t_window) {
             measuring = 1;
+            probe_measuring = 1;
             bytes_at_window = total_read;
         }
         if (t >= t_end) {
@@ -560,7 +664,21 @@ static void run_bulk(void) {
         }
     }
     uint64_t bytes = bytes_at_end - bytes_at_window;
-    report("MB/s", (double)bytes / opt_seconds / 1e6, bytes, 0, NULL);
+    if (fair) {
+        probe_stop = 1;
+        pthread_join(prober, NULL);
+        qsort(probe_ns, probe_count, sizeof *probe_ns, cmp_u64);
+        char extra[256];
+        snprintf(extra, sizeof extra,
+                 "\"p50_us\":%.1f,\"p99_us\":%.1f,\"max_us\":%.1f,\"probes\":%zu,\"unanswered_probes\":%d,"
+                 "\"bulk_mbps\":%.1f",
+                 probe_quantile_us(0.50), probe_quantile_us(0.99),
+                 probe_count ? (double)probe_ns[probe_count - 1] / 1000.0 : 0.0, probe_count, probe_unanswered,
+                 (double)bytes / opt_seconds / 1e6);
+        report("us", probe_quantile_us(0.99), probe_count, 0, extra);
+    } else {
+        report("MB/s", (double)bytes / opt_seconds / 1e6, bytes, 0, NULL);
+    }
     for (int i = 0; i < opt_conns; i++) close(conns[i].fd);
 }
 
@@ -692,7 +810,7 @@ int main(int argc, char **argv) {
     if (epfd < 0) fail("epoll_create1: %s", strerror(errno));
     if (!strcmp(opt_scenario, "pingpong")) run_pingpong();
     else if (!strcmp(opt_scenario, "churn")) run_churn();
-    else if (!strcmp(opt_scenario, "bulk")) run_bulk();
+    else if (!strcmp(opt_scenario, "bulk") || !strcmp(opt_scenario, "fair")) run_bulk();
     else if (!strcmp(opt_scenario, "idle")) run_idle();
     else usage();
     return 0;

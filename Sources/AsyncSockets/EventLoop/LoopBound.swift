@@ -18,6 +18,14 @@ extension LoopBound {
         await suspend(.read, timeoutMicroseconds: microseconds, sleep: true)
     }
 
+    /// Lets the loop poll for readiness once (and run the timers and jobs that are due) before the caller goes
+    /// on: a zero-length sleep on the timer of `direction`, whose operation lock the caller holds (so no other
+    /// wait of this core uses that direction meanwhile). `.timedOut` (or `.ready`) when the loop got its turn;
+    /// `.cancelled`/`.closed` otherwise. The fairness hand-back of a busy read or write (`IOBudget`).
+    func yieldToLoop(_ direction: IODirection) async -> WaitOutcome {
+        await suspend(direction, timeoutMicroseconds: 0, sleep: true)
+    }
+
     @inline(__always)
     private func suspend(_ direction: IODirection, timeoutMicroseconds: Int64, sleep: Bool) async -> WaitOutcome {
         let core = self.core

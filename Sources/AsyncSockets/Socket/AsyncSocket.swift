@@ -23,6 +23,17 @@ internal import CLibeventShim
 /// - cancelling a task that waits in any call makes the call throw `CancellationError` at once; the socket
 ///   stays usable.
 ///
+/// ## Fairness
+/// A read or write that finds data or room returns without waiting, which is what makes the socket fast. So that a
+/// peer that always has data queued, or always has room, cannot keep its task running on the loop forever, each
+/// direction of a socket does a bounded amount of work without waiting (16 system calls or 256 KiB, whichever
+/// comes first) and then hands its ``EventLoop`` back: the next call in that direction (or the next step of a
+/// long ``read(exactly:)`` or ``write(_:)-([UInt8])``) lets the loop poll once, so that every other ready socket,
+/// the timers and the accepts get their turn, and then goes on. The hand-back is also where a busy call notices
+/// cancellation. Request/response traffic never reaches the limit: its reads come back short and wait anyway,
+/// which starts a new turn. (With a zero ``timeout``, non-blocking use, calls never wait and so never hand the
+/// loop back; they only check for cancellation there.)
+///
 /// ## Timeouts
 /// ``timeout`` (Python's `settimeout`) bounds each call's waiting time: a read or write that makes no
 /// progress for that long throws ``SocketError`` with `ETIMEDOUT`. `nil` waits forever.
@@ -41,6 +52,12 @@ public actor AsyncSocket: LoopBound {
     /// The default timeout of this socket's reads, writes and waits; `nil` waits forever.
     /// Set by ``connect(to:timeout:sourceAddress:allErrors:happyEyeballsDelay:resolver:multipath:)``'s `timeout`.
     public var timeout: Duration?
+
+    /// What this socket's reads and writes did since each last waited for readiness (see ``IOBudget``).
+    private var readBudget = IOBudget()
+    private var writeBudget = IOBudget()
+    /// An error that ended a ``read(upTo:)`` after it had bytes to return; the next read throws it.
+    private var pendingReadError: (any Error)?
 
     /// The event loop whose thread runs this socket.
     public nonisolated var eventLoop: EventLoop { core.loop }
@@ -182,6 +199,12 @@ public actor AsyncSocket: LoopBound {
 
     /// Reads at least one and at most `maxBytes` bytes, waiting until some arrive (Python's `recv`).
     ///
+    /// A large `maxBytes` costs nothing up front (`read(upTo: 1 << 20)` is as cheap as `read(upTo: 65536)`):
+    /// the bytes arrive in the loop's 64 KiB buffer first and the result is sized to what arrived; only when
+    /// more than 64 KiB is waiting does the read go on, into an array that grows with what arrives (its
+    /// capacity stays within about twice its count). One call returns at most what one turn of the loop
+    /// allows (about 512 KiB, see ``AsyncSocket`` on fairness): read again for more.
+    ///
     /// - Returns: the bytes read; an empty array only at end of stream (the peer shut down its write side
     ///   or closed).
     /// - Throws: ``SocketError`` (`EINVAL` when `maxBytes` is not positive, `ETIMEDOUT` after ``timeout``,
@@ -194,40 +217,46 @@ public actor AsyncSocket: LoopBound {
         defer { core.release(.read) }
         // Buffered reads (issue 16): serve from readAhead first.
         if !readAhead.isEmpty { return readAhead.take(maxBytes) }
-        let scratch = core.loop.scratch
-        if maxBytes > scratch.count {
-            // `maxBytes` is a bound, not a size to allocate: `read(upTo: .max)` must not try to allocate it.
-            let maxBytes = min(maxBytes, Self.largestSingleRead)
-            var bytes = [UInt8](repeating: 0, count: maxBytes)
-            var deadline: Deadline?
-            var count: Int
-            while true {
-                if let n = try tryReceive("read", upTo: maxBytes, { fd in
-                    bytes.withUnsafeMutableBytes { as_recv(fd, $0.baseAddress, UInt($0.count)) }
-                }) { count = n; break }
-                deadline = try await waitFor(.read, "read", deadline: deadline)
-            }
-            bytes.removeLast(maxBytes - count)
-            return bytes
-        }
+        try throwPendingReadError()
         // The scratch buffer is shared by every socket of the loop: copy out in the same synchronous step as
         // the recv, so no other socket's read can reuse the buffer in between, whatever the runtime does
         // between an `await` and the code after it.
+        let scratch = core.loop.scratch
+        let limit = min(maxBytes, scratch.count)
         var bytes: [UInt8] = []
         var deadline: Deadline?
-        while try tryReceive("read", upTo: maxBytes, { fd in
-            let n = as_recv(fd, scratch.baseAddress, UInt(maxBytes))
-            if n > 0 { bytes = Array(UnsafeRawBufferPointer(rebasing: scratch[..<n])) }
-            return n
-        }) == nil {
+        while true {
+            if let n = try tryReceive("read", upTo: limit, { fd in
+                let n = as_recv(fd, scratch.baseAddress, UInt(limit))
+                if n > 0 { bytes = Array(UnsafeRawBufferPointer(rebasing: scratch[..<n])) }
+                return n
+            }) {
+                if n == limit && maxBytes > limit { continueReading(into: &bytes, upTo: maxBytes) }
+                return bytes
+            }
             deadline = try await waitFor(.read, "read", deadline: deadline)
         }
-        return bytes
+    }
+
+    /// The rest of a ``read(upTo:)`` whose first `recv` filled the scratch buffer: receives on, growing `bytes`
+    /// with what arrives, until a short read, `maxBytes`, or the end of this direction's turn. Never waits.
+    /// An error ends the read with the bytes it has (they must not be lost); the next read throws it.
+    private func continueReading(into bytes: inout [UInt8], upTo maxBytes: Int) {
+        // `readHint` is cleared by a short read, an end of stream and `EAGAIN`; a spent turn returns nil.
+        while bytes.count < maxBytes && core.readHint {
+            do {
+                if try receiveAppending(to: &bytes, upTo: maxBytes - bytes.count) == nil { return }
+            } catch {
+                pendingReadError = error
+                return
+            }
+        }
     }
 
     /// Reads at least one and at most `maxBytes` bytes and appends them to `buffer`, reusing its storage:
     /// with enough reserved capacity, no allocation happens per call. When `buffer` has at least 4 KiB of spare
-    /// capacity the bytes are received straight into it (no copy), at most as many as fit in that capacity.
+    /// capacity the bytes are received straight into it (no copy), at most as many as fit in that capacity
+    /// (and at most 256 KiB per call).
     ///
     /// - Returns: the number of bytes appended; `0` only at end of stream.
     /// - Throws: as ``read(upTo:)``.
@@ -239,6 +268,7 @@ public actor AsyncSocket: LoopBound {
         defer { core.release(.read) }
         // Buffered reads (issue 16): serve from readAhead first.
         if !readAhead.isEmpty { return readAhead.take(maxBytes, appendingTo: &buffer) }
+        try throwPendingReadError()
         let scratch = core.loop.scratch
         var deadline: Deadline?
         while true {
@@ -247,7 +277,7 @@ public actor AsyncSocket: LoopBound {
             // small does not grow to `maxBytes` just in case.
             let spare = buffer.capacity - buffer.count
             let direct = spare >= min(maxBytes, Self.directReadMinimum)
-            let limit = direct ? min(maxBytes, spare) : min(maxBytes, scratch.count)
+            let limit = direct ? min(maxBytes, spare, IOBudget.maxBytes) : min(maxBytes, scratch.count)
             if let n = try tryReceive("read", upTo: limit, { fd in
                 if direct {
                     var received = 0
@@ -274,6 +304,9 @@ public actor AsyncSocket: LoopBound {
 
     /// Reads exactly `count` bytes, waiting as long as it takes (and as ``timeout`` allows).
     ///
+    /// Memory grows with what arrives, not with `count`: a peer that announces a large message and sends
+    /// one byte costs about one byte (up to 64 KiB is allocated up front).
+    ///
     /// - Throws: ``IncompleteReadError`` if the stream ends first (with the bytes that did arrive);
     ///   otherwise as ``read(upTo:)``. `count` 0 returns `[]` at once; a negative count throws `EINVAL`.
     public func read(exactly count: Int) async throws -> [UInt8] {
@@ -285,18 +318,13 @@ public actor AsyncSocket: LoopBound {
         defer { core.release(.read) }
         // Buffered reads (issue 16): serve from readAhead first.
         if !readAhead.isEmpty { return try await readExactlyAfterReadAhead(count) }
-        if count > Self.largestSingleRead {
+        try throwPendingReadError()
+        var deadline: Deadline?
+        if count > EventLoop.scratchSize {
             // Too large to allocate up front on faith: grow as the bytes arrive.
             var bytes: [UInt8] = []
-            let scratch = core.loop.scratch
-            var deadline: Deadline?
             while bytes.count < count {
-                let limit = min(count - bytes.count, scratch.count)
-                guard let n = try tryReceive("read", upTo: limit, { fd in
-                    let n = as_recv(fd, scratch.baseAddress, UInt(limit))
-                    if n > 0 { bytes.append(contentsOf: UnsafeRawBufferPointer(rebasing: scratch[..<n])) }
-                    return n
-                }) else {
+                guard let n = try receiveAppending(to: &bytes, upTo: count - bytes.count) else {
                     deadline = try await waitFor(.read, "read", deadline: deadline)
                     continue
                 }
@@ -307,7 +335,6 @@ public actor AsyncSocket: LoopBound {
         }
         var bytes = [UInt8](repeating: 0, count: count)
         var filled = 0
-        var deadline: Deadline?
         while filled < count {
             let start = filled
             guard let n = try tryReceive("read", upTo: count - start, { fd in
@@ -325,9 +352,54 @@ public actor AsyncSocket: LoopBound {
         return bytes
     }
 
-    /// The most bytes one `read(upTo:)` allocates, and the largest `read(exactly:)` allocated up front
-    /// (16 MiB: more than any socket receive buffer holds).
-    static let largestSingleRead = 16 << 20
+    /// One `recv` of at most `limit` bytes appended to `bytes`, which grows with what arrives: through the
+    /// loop's scratch buffer while `bytes` is small (appending grows it geometrically), straight into its
+    /// spare capacity once it holds 64 KiB or more (doubling it when full, never past `limit` more bytes).
+    /// Returns as ``tryReceive(_:upTo:_:)``.
+    @inline(__always)
+    private func receiveAppending(to bytes: inout [UInt8], upTo limit: Int) throws -> Int? {
+        let scratch = core.loop.scratch
+        let large = min(limit, scratch.count)
+        var spare = bytes.capacity - bytes.count
+        if spare < large && bytes.count >= scratch.count {
+            bytes.reserveCapacity(bytes.count + min(limit, bytes.capacity))
+            spare = bytes.capacity - bytes.count
+        }
+        if spare >= large {
+            let want = min(limit, spare, IOBudget.maxBytes)
+            return try tryReceive("read", upTo: want) { fd in
+                var received = 0
+                bytes.append(addingCapacity: want) { span in
+                    span.withUnsafeMutableBufferPointer { memory, initialized in
+                        received = as_recv(fd, memory.baseAddress, UInt(want))
+                        if received > 0 { initialized = received }
+                    }
+                }
+                return received
+            }
+        }
+        // Copy out of the shared scratch buffer in the same synchronous step as the recv (see read(upTo:)).
+        return try tryReceive("read", upTo: large) { fd in
+            let n = as_recv(fd, scratch.baseAddress, UInt(large))
+            if n > 0 { bytes.append(contentsOf: UnsafeRawBufferPointer(rebasing: scratch[..<n])) }
+            return n
+        }
+    }
+
+    /// Throws the error that ended a ``read(upTo:)`` after it had bytes to return (see `continueReading`).
+    @inline(__always)
+    private func throwPendingReadError() throws {
+        if let error = pendingReadError {
+            pendingReadError = nil
+            throw error
+        }
+    }
+
+    /// Whether this socket's operations hand the loop back when their turn is spent (see ``IOBudget``): always,
+    /// except with a zero ``timeout`` (non-blocking use), where a call never waits; such a call only checks
+    /// for cancellation instead.
+    @inline(__always)
+    private var handsLoopBack: Bool { timeout.map { $0 > .zero } ?? true }
 
     /// One synchronous read step: runs `attempt` (a `recv` of at most `limit` bytes) and returns its count
     /// (0 at end of stream), or nil when the socket has nothing now and the caller must wait (with
@@ -340,24 +412,32 @@ public actor AsyncSocket: LoopBound {
     /// Read readiness is level-triggered, which makes the guess safe: an end of stream or an error pending
     /// behind the data is reported by the next poll (see `SocketCore`).
     ///
+    /// Fairness: when this direction's turn is spent (``IOBudget``), nil without a `recv`: the caller's
+    /// ``waitFor(_:_:deadline:)`` then hands the loop back instead of waiting for readiness.
+    ///
     /// Synchronous and inlined, so that a read that finds data allocates nothing and never suspends.
     @inline(__always)
     private func tryReceive(_ operation: String, upTo limit: Int, _ attempt: (Int32) -> Int) throws -> Int? {
-        while true {
-            let fd = core.fd
-            guard fd >= 0 else { throw SocketError.closed(operation, address: peer) }
-            if !core.readHint, timeout.map({ $0 > .zero }) ?? true { return nil }
-            let n = attempt(fd)
-            if n >= 0 {
-                if n < limit { core.markDrained(.read) }
-                return n
+        let fd = core.fd
+        guard fd >= 0 else { throw SocketError.closed(operation, address: peer) }
+        if !core.readHint, handsLoopBack { return nil }
+        if readBudget.isSpent {
+            if handsLoopBack { return nil }
+            if Task.isCancelled { throw CancellationError() }
+        }
+        switch try Syscall.nonBlocking(operation, address: peer, { attempt(fd) }) {
+        case .processed(let n):
+            if n < limit {
+                // Most likely drained: the next read waits for readiness, which starts a new turn.
+                core.markDrained(.read)
+                readBudget.reset()
+            } else {
+                readBudget.charge(n)
             }
-            let code = errno
-            if code == EINTR { continue }
-            guard code == EAGAIN || code == EWOULDBLOCK else {
-                throw SocketError(code: code, operation: operation, address: peer)
-            }
+            return n
+        case .wouldBlock:
             core.markDrained(.read)
+            readBudget.reset()
             return nil
         }
     }
@@ -366,7 +446,8 @@ public actor AsyncSocket: LoopBound {
 
     /// Writes all of `bytes`, waiting for room as often as needed (Python's `sendall`).
     ///
-    /// Writes from concurrent tasks never interleave: each call's bytes go out contiguously.
+    /// Writes from concurrent tasks never interleave: each call's bytes go out contiguously. A large write
+    /// hands the loop back between chunks of 256 KiB at most (see ``AsyncSocket`` on fairness).
     /// - Throws: ``SocketError`` (`EPIPE` or `ECONNRESET` when the peer is gone, `ETIMEDOUT` after
     ///   ``timeout`` without progress, `EBADF` after ``close()``), or `CancellationError`. When it throws,
     ///   an unknown prefix of the bytes may have been sent.
@@ -401,26 +482,33 @@ public actor AsyncSocket: LoopBound {
         }
     }
 
-    /// Sends from `offset` until every byte is sent or the socket is full (`EAGAIN`: the write hint is
-    /// cleared); returns the new offset. Synchronous: the usual write allocates nothing and never suspends.
+    /// Sends from `offset` until every byte is sent, the socket is full (`EAGAIN`: the write hint is cleared) or
+    /// this direction's turn is spent (``IOBudget``; each `send` asks for at most 256 KiB); returns the new
+    /// offset. The caller's ``waitFor(_:_:deadline:)`` then waits for room, or hands the loop back. Synchronous:
+    /// the usual write allocates nothing and never suspends.
     @inline(__always)
     private func trySend(_ bytes: ArraySlice<UInt8>, from offset: Int) throws -> Int {
         var offset = offset
         while offset < bytes.endIndex {
             let fd = core.fd
             guard fd >= 0 else { throw SocketError.closed("write", address: peer) }
-            let n = bytes[offset...].withUnsafeBytes { as_send(fd, $0.baseAddress, UInt($0.count)) }
-            if n >= 0 {
+            if writeBudget.isSpent {
+                if handsLoopBack { return offset }
+                if Task.isCancelled { throw CancellationError() }
+            }
+            let end = offset + min(bytes.endIndex - offset, IOBudget.maxBytes)
+            switch try Syscall.nonBlocking("write", address: peer, {
+                bytes[offset..<end].withUnsafeBytes { as_send(fd, $0.baseAddress, UInt($0.count)) }
+            }) {
+            case .processed(let n):
+                writeBudget.charge(n)
                 offset += n
-                continue
+            case .wouldBlock:
+                // Full: the next step waits for room, which starts a new turn.
+                core.markDrained(.write)
+                writeBudget.reset()
+                return offset
             }
-            let code = errno
-            if code == EINTR { continue }
-            guard code == EAGAIN || code == EWOULDBLOCK else {
-                throw SocketError(code: code, operation: "write", address: peer)
-            }
-            core.markDrained(.write)
-            return offset
         }
         return offset
     }
@@ -471,9 +559,16 @@ public actor AsyncSocket: LoopBound {
     /// Waits for readiness in `direction`, applying ``timeout`` from `deadline` (nil: the wait starts the clock,
     /// now). Returns the deadline to pass to the next wait of the same call. Not inlined: only a call that has
     /// to wait pays for the wait's frames.
+    ///
+    /// When the direction's turn is spent (``IOBudget``) it hands the loop back instead: the loop polls once,
+    /// runs what is due, and the call goes on, with a new turn (or throws `CancellationError`).
     @inline(__always)
     private func waitFor(_ direction: IODirection, _ operation: String,
                          deadline: Deadline?) async throws -> Deadline? {
+        if direction == .read ? readBudget.isSpent : writeBudget.isSpent {
+            try await handBack(direction, operation)
+            return deadline
+        }
         var micros: Int64 = -1
         var deadline = deadline
         if let timeout {
@@ -490,6 +585,21 @@ public actor AsyncSocket: LoopBound {
             // for the rest.
             if let deadline, deadline.remainingMicroseconds > 0 { return deadline }
             throw SocketError.timedOut(operation, address: peer, after: timeout)
+        case .cancelled: throw CancellationError()
+        case .closed: throw SocketError.closed(operation, address: peer)
+        case .failed(let code): throw SocketError(code: code, operation: operation, address: peer, detail: "event_add failed")
+        }
+    }
+
+    /// The fairness hand-back: lets the loop poll once (every other ready socket, the timers and the accepts
+    /// get their turn), then starts a new turn for `direction`. Where a busy read or write notices cancellation.
+    private func handBack(_ direction: IODirection, _ operation: String) async throws {
+        switch await yieldToLoop(direction) {
+        case .ready, .timedOut:
+            switch direction {
+            case .read: readBudget.reset()
+            case .write: writeBudget.reset()
+            }
         case .cancelled: throw CancellationError()
         case .closed: throw SocketError.closed(operation, address: peer)
         case .failed(let code): throw SocketError(code: code, operation: operation, address: peer, detail: "event_add failed")
