@@ -81,11 +81,14 @@ public actor AsyncSocket: LoopBound {
         try await connect(to: address, timeout: timeout, sourceAddress: nil)
     }
 
-    static func connect(to address: SocketAddress, timeout: Duration?, sourceAddress: SocketAddress?) async throws -> AsyncSocket {
+    /// `deadline`, when given, bounds the connect instead of `timeout` (a Happy Eyeballs attempt ends with
+    /// the whole call's deadline); `timeout` still becomes the socket's ``timeout``.
+    static func connect(to address: SocketAddress, timeout: Duration?, sourceAddress: SocketAddress?,
+                        deadline: Deadline? = nil) async throws -> AsyncSocket {
         let fd = as_socket(address.family.rawValue, Int32(SOCK_STREAM.rawValue), 0)
         guard fd >= 0 else { throw SocketError.fromErrno("socket", address: address) }
         let socket = AsyncSocket(descriptor: fd, peer: address, timeout: timeout)
-        try await socket.finishConnect(to: address, sourceAddress: sourceAddress)
+        try await socket.finishConnect(to: address, sourceAddress: sourceAddress, deadline: deadline)
         return socket
     }
 
@@ -101,7 +104,7 @@ public actor AsyncSocket: LoopBound {
         return (AsyncSocket(descriptor: fds[0], loop: loop), AsyncSocket(descriptor: fds[1], loop: loop))
     }
 
-    private func finishConnect(to address: SocketAddress, sourceAddress: SocketAddress?) async throws {
+    private func finishConnect(to address: SocketAddress, sourceAddress: SocketAddress?, deadline: Deadline?) async throws {
         do {
             if address.family != .unix { Self.setNoDelay(core.fd) }
             if let sourceAddress {
@@ -119,7 +122,7 @@ public actor AsyncSocket: LoopBound {
                 throw SocketError(code: code, operation: "connect", address: address)
             }
             core.markDrained(.write)
-            switch await waitReady(.write, timeoutMicroseconds: Self.microseconds(timeout)) {
+            switch await waitReady(.write, timeoutMicroseconds: deadline?.remainingMicroseconds ?? Self.microseconds(timeout)) {
             case .ready:
                 var error: Int32 = 0
                 var length = socklen_t(MemoryLayout<Int32>.size)
