@@ -76,17 +76,28 @@ public struct SystemResolver: AddressResolver {
     /// host whose only IPv6 address is the loopback one, so a server listening on `::1` alone became
     /// unreachable by name. An address of a family the host cannot reach fails its attempt at once
     /// (`ENETUNREACH`), which starts the next attempt without waiting for the Happy Eyeballs delay.
+    ///
+    /// An internationalised name is IDNA-encoded first, as Python's `socket` module does (see `IDNA`):
+    /// `getaddrinfo` gets `xn--bcher-kva.example` for `bücher.example`. Errors name the host as given
+    /// (and its encoding).
     static func lookup(_ endpoint: Endpoint) -> Result<[SocketAddress], any Error> {
+        let encoded: String
+        do {
+            encoded = try IDNA.encode(endpoint.host)
+        } catch {
+            return .failure(SocketError.invalidArgument("resolve", "\(endpoint): \(error)"))
+        }
         var hints = addrinfo()
         hints.ai_family = AF_UNSPEC
         hints.ai_socktype = Int32(SOCK_STREAM.rawValue)
         var list: UnsafeMutablePointer<addrinfo>?
-        let host = endpoint.host.isEmpty ? nil : endpoint.host
+        let host = encoded.isEmpty ? nil : encoded
         let rc = getaddrinfo(host, String(endpoint.port), &hints, &list)
         guard rc == 0 else {
             let code: Int32 = rc == EAI_SYSTEM ? errno : (rc == EAI_NONAME ? ENOENT : EIO)
             let text = String(cString: gai_strerror(rc))
-            return .failure(SocketError(code: code, operation: "resolve", address: nil, detail: "\(endpoint): \(text)"))
+            let name = encoded == endpoint.host ? "\(endpoint)" : "\(endpoint) (\(encoded))"
+            return .failure(SocketError(code: code, operation: "resolve", address: nil, detail: "\(name): \(text)"))
         }
         defer { freeaddrinfo(list) }
         var addresses: [SocketAddress] = []
