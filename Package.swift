@@ -34,6 +34,9 @@ let package = Package(
         example("ChatServer"),
         example("PortForwarder"),
         example("Soak"),
+        // Test support: scenarios the tests run in a child process (in namespaces of their own).
+        .executableTarget(name: "AsyncSocketsProbe", dependencies: ["AsyncSockets"], path: "Tests/AsyncSocketsProbe",
+                          swiftSettings: strict),
     ],
     swiftLanguageModes: [.v6]
 )

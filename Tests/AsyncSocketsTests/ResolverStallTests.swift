@@ -156,3 +156,28 @@ private final class StuckLookups: Sendable {
         wake.unlock()
     }
 }
+
+/// The real case, with glibc's resolver: in private network and mount namespaces whose resolv.conf points
+/// at a UDP port that never answers (AsyncSocketsProbe binds 127.0.0.1:53 and never reads), four connects
+/// by name cancelled after 200 ms, then `connect(to: "localhost", timeout: 1 s)` (it took 9.8 s: the four
+/// threads sat in getaddrinfo), then a connect by name with a 500 ms timeout (it took 10 s).
+@Suite struct StalledDNSNamespaceTests {
+    @Test(.enabled(if: getuid() == 0, "needs root for unshare --net --mount"))
+    func localhostAfterFourStalledLookups() async throws {
+        let probe = try ExampleProcess.path("AsyncSocketsProbe")
+        let resolv = "/tmp/as-stalled-resolv-\(getpid())"
+        try "nameserver 127.0.0.1\noptions timeout:5 attempts:2\n".write(toFile: resolv, atomically: true, encoding: .utf8)
+        defer { unlink(resolv) }
+        let script = "ip link set lo up && mount --bind \"$1\" /etc/resolv.conf && exec \"$2\" stalled-dns 4"
+        let result = try await ServerTesting.run("unshare", ["--net", "--mount", "sh", "-c", script, "sh", resolv, probe],
+                                                 limit: .seconds(60))
+        #expect(result.status == 0, "probe: \(result.stdout) \(result.stderr)")
+        let lines = result.stdout.split(separator: "\n").map { $0.split(separator: " ") }
+        let localhost = try #require(lines.first, "probe printed: \(result.stdout) \(result.stderr)")
+        #expect(localhost.prefix(2) == ["localhost", "ok"], "\(result.stdout)")
+        #expect(localhost.count >= 3 && Int(localhost[2]).map { $0 < 1000 } == true, "\(result.stdout)")
+        let stuck = try #require(lines.dropFirst().first, "probe printed: \(result.stdout)")
+        #expect(stuck.prefix(2) == ["stuck", "ETIMEDOUT"], "\(result.stdout)")
+        #expect(stuck.count >= 3 && Int(stuck[2]).map { $0 >= 450 && $0 < 2000 } == true, "\(result.stdout)")
+    }
+}

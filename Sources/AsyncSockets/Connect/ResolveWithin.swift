@@ -12,7 +12,12 @@ extension AddressResolver {
     func resolve(_ endpoint: Endpoint, before deadline: Deadline?, timeout: Duration?) async throws -> [SocketAddress] {
         guard let deadline else { return try await resolve(endpoint) }
         let micros = deadline.remainingMicroseconds
-        if micros == 0 { throw SocketError.timedOut("resolve", after: timeout, endpoint: endpoint) }
+        // A zero or negative timeout: the connect would have to wait, so it fails at once, as reads do.
+        if micros == 0 { throw SocketError.timedOut("connect", after: timeout, endpoint: endpoint) }
+        // A numeric host needs no lookup: nothing to race (and no task group to pay for).
+        if self is SystemResolver, let address = try? SocketAddress(numericHost: endpoint.host, port: endpoint.port) {
+            return [address]
+        }
         return try await withThrowingTaskGroup(of: [SocketAddress]?.self) { group in
             group.addTask { try await self.resolve(endpoint) }
             group.addTask {
