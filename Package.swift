@@ -35,6 +35,9 @@ let package = Package(
         example("PortForwarder"),
         example("Soak"),
         example("FileServer"),
+        // Test support: scenarios the tests run in a child process (in namespaces of their own).
+        .executableTarget(name: "AsyncSocketsProbe", dependencies: ["AsyncSockets"], path: "Tests/AsyncSocketsProbe",
+                          swiftSettings: strict),
     ],
     swiftLanguageModes: [.v6]
 )

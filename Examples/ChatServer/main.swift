@@ -17,6 +17,13 @@
 //
 // It prints `listening on HOST:PORT` first (`--port 0` picks a free port), then one line per event.
 // `--host ""` listens on all IPv4 interfaces, `--host ::` on all IPv6 (and IPv4) ones.
+// `--idle-timeout SECONDS` disconnects a client that sends nothing (and reads nothing we send) for that
+// long (`serve`'s `idleTimeout`): a slowloris connection does not stay forever.
+//
+// The output never blocks the server: lines go through a `Logger` (Logger.swift), a bounded queue that a
+// task of its own writes out, so stdout piped to a reader that stopped reading costs dropped log lines,
+// never a stuck event loop. (The room is an actor without an executor of its own: it runs on the loop of
+// the client calling it, which is fine, as it never waits for anything.)
 
 import AsyncSockets
 import Dispatch
@@ -126,23 +133,27 @@ extension String {
 
 // MARK: - Command line and main
 
-/// Writes `text` and a newline straight to a descriptor (1: stdout, 2: stderr), unbuffered, so that a
-/// script reading our output through a pipe sees each line at once.
+/// The log of standard output and of standard error: never blocks the caller (see Logger.swift).
+let standardOutput = Logger(descriptor: 1)
+let standardError = Logger(descriptor: 2)
+
+/// Queues `text` and a newline for a descriptor (1: stdout, 2: stderr); it is written at once, unbuffered,
+/// so that a script reading our output through a pipe sees each line at once, but never by the caller.
 func say(_ text: String, to descriptor: Int32 = 1) {
-    let bytes = Array((text + "\n").utf8)
-    var offset = 0
-    while offset < bytes.count {
-        let n = bytes[offset...].withUnsafeBytes { write(descriptor, $0.baseAddress, $0.count) }
-        if n <= 0 { return }
-        offset += n
-    }
+    (descriptor == 2 ? standardError : standardOutput).log(text)
+}
+
+/// Writes `text` and a newline right now (blocking): for usage messages before the server runs.
+func sayNow(_ text: String, to descriptor: Int32 = 1) {
+    Logger.writeAll(descriptor, text + "\n")
 }
 
 struct Options {
     var host = "127.0.0.1"
     var port: UInt16 = 9000
+    var idleTimeout: Duration?
 
-    static let usage = "usage: ChatServer [--host HOST] [--port PORT]   (defaults: 127.0.0.1, 9000; port 0 picks one)"
+    static let usage = "usage: ChatServer [--host HOST] [--port PORT] [--idle-timeout SECONDS]   (defaults: 127.0.0.1, 9000, none; port 0 picks one)"
 
     init(_ arguments: [String]) throws {
         var rest = arguments.dropFirst()
@@ -156,8 +167,13 @@ struct Options {
                     throw UsageError("--port needs a number from 0 to 65535")
                 }
                 port = number
+            case "--idle-timeout":
+                guard let value = rest.popFirst(), let seconds = Double(value), seconds.isFinite, seconds > 0, seconds < 1e9 else {
+                    throw UsageError("--idle-timeout needs a number of seconds greater than 0")
+                }
+                idleTimeout = .milliseconds(Int64((seconds * 1000).rounded(.up)))
             case "-h", "--help":
-                say(Self.usage)
+                sayNow(Self.usage)
                 exit(0)
             default:
                 throw UsageError("unknown argument \(flag)")
@@ -187,7 +203,7 @@ func main() async -> Int32 {
     do {
         options = try Options(CommandLine.arguments)
     } catch {
-        say("ChatServer: \(error)\n\(Options.usage)", to: 2)
+        sayNow("ChatServer: \(error)\n\(Options.usage)", to: 2)
         return 2
     }
     let server: AsyncServer
@@ -215,7 +231,7 @@ func main() async -> Int32 {
     defer { signalSources.forEach { $0.cancel() } }
 
     do {
-        try await server.serve(onError: { error, _ in say("* a client failed: \(error)") }) { client in
+        try await server.serve(idleTimeout: options.idleTimeout, onError: { error, _ in say("* a client failed: \(error)") }) { client in
             try await chat(with: client, in: room)
         }
     } catch {
@@ -236,4 +252,7 @@ final class OnceFlag: Sendable {
     }
 }
 
-exit(await main())
+let status = await main()
+await standardOutput.finish()
+await standardError.finish()
+exit(status)

@@ -16,34 +16,39 @@
 //   swift run EchoClient --port 7001 hello through the forwarder
 // Options: `--listen PORT` (0 picks a free one), `--listen-host HOST` (default 127.0.0.1),
 // `--to HOST:PORT` (a name, an IPv4 address, or `[IPv6]:PORT`), `--loops N` (a group of N event loop threads;
-// default: the shared group, one loop per core). Each outbound connection lives on its inbound connection's
+// default: the shared group, one loop per core), `--idle-timeout SECONDS` (close a connection on which no byte
+// moved either way for that long; default: never). Each outbound connection lives on its inbound connection's
 // loop (it is created by the handler, which prefers that loop), so the two pipes of a connection never
 // cross threads.
 // Its first line on stdout (flushed) is `listening on HOST:PORT`; each connection logs one line on stderr.
+// Both go through a `Logger` (Logger.swift): output nobody reads drops log lines, never blocks the loop.
 
 import AsyncSockets
 import Dispatch
+import Synchronization
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)
 import Darwin
 #endif
 
-/// Prints a line and flushes stdout at once (`fflush(nil)` flushes every output stream).
+/// The logs of stdout and stderr: a line is queued, and written (at once) by a task of its own.
+let standardOutput = Logger(descriptor: 1)
+let standardError = Logger(descriptor: 2)
+
+/// Queues a line for stdout (written at once, unbuffered), never blocking the caller.
 func say(_ line: String) {
-    print(line)
-    fflush(nil)
+    standardOutput.log(line)
 }
 
-/// Writes one line to standard error.
+/// Queues one line for standard error, never blocking the caller (handlers call it on the event loop).
 func log(_ line: String) {
-    let bytes = Array("PortForwarder: \(line)\n".utf8)
-    _ = bytes.withUnsafeBytes { write(2, $0.baseAddress, $0.count) }
+    standardError.log("PortForwarder: \(line)")
 }
 
-/// Prints a message on standard error and exits with status 2.
+/// Writes a message on standard error (blocking: we are leaving) and exits with status 2.
 func fail(_ message: String) -> Never {
-    log(message)
+    Logger.writeAll(2, "PortForwarder: \(message)\n")
     exit(2)
 }
 
@@ -56,12 +61,14 @@ func parseTarget(_ text: String) -> Endpoint? {
     return Endpoint(host: String(host), port: port)
 }
 
-/// Parses `--listen PORT [--listen-host HOST] --to HOST:PORT [--loops N]`.
-func parseArguments() -> (listenHost: String, listenPort: UInt16, target: Endpoint, group: EventLoopGroup) {
+/// Parses `--listen PORT [--listen-host HOST] --to HOST:PORT [--loops N] [--idle-timeout SECONDS]`.
+func parseArguments() -> (listenHost: String, listenPort: UInt16, target: Endpoint, group: EventLoopGroup,
+                          idleTimeout: Duration?) {
     var group = EventLoopGroup.shared
     var listenHost = "127.0.0.1"
     var listenPort: UInt16?
     var target: Endpoint?
+    var idleTimeout: Duration?
     var arguments = CommandLine.arguments.dropFirst()
     while let argument = arguments.popFirst() {
         switch argument {
@@ -77,28 +84,54 @@ func parseArguments() -> (listenHost: String, listenPort: UInt16, target: Endpoi
         case "--loops":
             guard let value = arguments.popFirst(), let count = Int(value), count >= 1 else { fail("--loops needs a number >= 1") }
             group = EventLoopGroup(loopCount: count)
+        case "--idle-timeout":
+            guard let value = arguments.popFirst(), let seconds = Double(value), seconds.isFinite, seconds > 0, seconds < 1e9 else {
+                fail("--idle-timeout needs a number of seconds greater than 0")
+            }
+            idleTimeout = .milliseconds(Int64((seconds * 1000).rounded(.up)))
         case "-h", "--help":
-            say("usage: PortForwarder --listen PORT [--listen-host HOST] --to HOST:PORT [--loops N]")
+            Logger.writeAll(1, "usage: PortForwarder --listen PORT [--listen-host HOST] --to HOST:PORT [--loops N] [--idle-timeout SECONDS]\n")
             exit(0)
         default:
             fail("unknown argument \(argument); try --help")
         }
     }
     guard let listenPort, let target else { fail("--listen and --to are required; try --help") }
-    return (listenHost, listenPort, target, group)
+    return (listenHost, listenPort, target, group, idleTimeout)
+}
+
+/// When bytes last moved on a connection, either way: with `--idle-timeout`, a read that times out while
+/// the other direction is busy (a long download after a short request) just waits again.
+final class Activity: Sendable {
+    private let last = Mutex(ContinuousClock.now)
+
+    /// Bytes moved now.
+    func touch() { last.withLock { $0 = .now } }
+
+    /// Whether nothing moved for `timeout`.
+    func isIdle(for timeout: Duration) -> Bool { last.withLock { ContinuousClock.now - $0 >= timeout } }
 }
 
 /// Copies bytes from `source` to `destination` until `source` reaches end of stream, then half-closes
-/// `destination` so its peer sees end of stream too. Returns the number of bytes copied.
-func pipe(from source: AsyncSocket, to destination: AsyncSocket) async throws -> Int {
+/// `destination` so its peer sees end of stream too. Returns the number of bytes copied. A read that times
+/// out (the sockets' timeout is the idle timeout) ends the copy only when `activity` saw nothing move.
+func pipe(from source: AsyncSocket, to destination: AsyncSocket, activity: Activity) async throws -> Int {
     var buffer: [UInt8] = []
     buffer.reserveCapacity(64 * 1024)
     var total = 0
     while true {
         buffer.removeAll(keepingCapacity: true)
-        let count = try await source.read(into: &buffer, upTo: 64 * 1024)
+        let count: Int
+        do {
+            count = try await source.read(into: &buffer, upTo: 64 * 1024)
+        } catch let error as SocketError where error.isTimeout {
+            if let timeout = await source.timeout, !activity.isIdle(for: timeout) { continue }
+            throw error
+        }
         if count == 0 { break }
+        activity.touch()
         try await destination.write(buffer)
+        activity.touch()
         total += count
     }
     try await destination.shutdown(.write)
@@ -106,7 +139,7 @@ func pipe(from source: AsyncSocket, to destination: AsyncSocket) async throws ->
 }
 
 func main() async {
-    let (listenHost, listenPort, target, group) = parseArguments()
+    let (listenHost, listenPort, target, group, idleTimeout) = parseArguments()
     let server: AsyncServer
     do {
         server = try AsyncServer(host: listenHost, port: listenPort, family: listenHost.contains(":") ? .ipv6 : .ipv4,
@@ -125,19 +158,20 @@ func main() async {
     say("listening on \(server.localAddress), forwarding to \(target)")
 
     do {
-        try await server.serve(onError: { error, _ in
+        try await server.serve(idleTimeout: idleTimeout, onError: { error, _ in
             if !(error is CancellationError) { log("connection ended with an error: \(error)") }
         }) { inbound in
             let client = (try? inbound.remoteAddress.description) ?? "?"
             let outbound = try await AsyncSocket.connect(to: target, timeout: .seconds(10))
             // The connect timeout stays as the socket's read/write timeout: a forwarder waits as long as
-            // the two ends like, so turn it off again.
-            await outbound.setTimeout(nil)
+            // the two ends like (or up to the idle timeout), so set that instead.
+            await outbound.setTimeout(idleTimeout)
+            let activity = Activity()
             do {
                 // Both directions at once. If one throws (a reset, say), the group cancels the other.
                 let (up, down) = try await withThrowingTaskGroup(of: (Bool, Int).self) { group in
-                    group.addTask { (true, try await pipe(from: inbound, to: outbound)) }
-                    group.addTask { (false, try await pipe(from: outbound, to: inbound)) }
+                    group.addTask { (true, try await pipe(from: inbound, to: outbound, activity: activity)) }
+                    group.addTask { (false, try await pipe(from: outbound, to: inbound, activity: activity)) }
                     var up = 0, down = 0
                     for try await (isUp, count) in group {
                         if isUp { up = count } else { down = count }
@@ -160,4 +194,6 @@ func main() async {
 }
 
 await main()
+await standardOutput.finish()
+await standardError.finish()
 exit(0)

@@ -19,8 +19,11 @@ extension AsyncSocket {
     ///
     /// - Parameters:
     ///   - endpoint: host name or numeric address, and port.
-    ///   - timeout: bounds each attempt (it fails with ``SocketError`` `ETIMEDOUT`), and becomes the
-    ///     returned socket's ``timeout`` for later reads and writes. `nil`: wait as long as the system does.
+    ///   - timeout: bounds the whole call, resolution included: a lookup still running then fails with
+    ///     ``SocketError`` `ETIMEDOUT` (operation `"resolve"`), an attempt still connecting with `ETIMEDOUT`
+    ///     (operation `"connect"`). It becomes the returned socket's ``timeout`` for later reads and writes.
+    ///     `nil`: wait as long as the system does. (A custom `resolver` must return promptly when cancelled
+    ///     for the bound to hold; ``SystemResolver`` does.)
     ///   - sourceAddress: binds each attempt's socket to this numeric address first; host `""` means any
     ///     address, port 0 an ephemeral port. An attempt whose family it cannot serve fails with `EAFNOSUPPORT`
     ///     while the others go on. A host that is neither `""` nor a numeric address throws `EINVAL` before
@@ -121,9 +124,14 @@ struct HappyEyeballs {
         if endpoint.host.utf8.contains(0) {
             throw SocketError.invalidArgument("connect", "the host contains a NUL byte: \(endpoint.host.debugDescription)")
         }
+        guard delay >= .zero else {
+            throw SocketError.invalidArgument("connect", "happyEyeballsDelay must not be negative, got \(delay)")
+        }
         let sources = try sourceAddresses()
         try Task.checkCancellation()
-        let resolved = try await resolver.resolve(endpoint)
+        // `timeout` bounds the whole call: resolution, then every attempt, end by this deadline.
+        let deadline = timeout.map { Deadline.after($0) }
+        let resolved = try await resolver.resolve(endpoint, before: deadline, timeout: timeout)
         try Task.checkCancellation()
         guard !resolved.isEmpty else {
             throw SocketError(code: ENOENT, operation: "resolve", detail: "no addresses found for \(endpoint)")
@@ -131,7 +139,9 @@ struct HappyEyeballs {
         let targets = interleaveFamilies(resolved)
         report(.resolved, addresses: targets)
         let timeout = self.timeout
-        let delay = self.delay
+        // `Task.sleep(for:)` traps on a duration that does not fit its clock in nanoseconds: a longer delay
+        // than this is "never" in practice (the next attempt still starts when the running one fails).
+        let delay = min(self.delay, Self.longestDelay)
         let multipath = self.multipath
 
         return try await withThrowingTaskGroup(of: Outcome.self) { group in
@@ -156,7 +166,7 @@ struct HappyEyeballs {
                         }
                         do {
                             let socket = try await AsyncSocket.connect(to: target, timeout: timeout, sourceAddress: socketSource,
-                                                                        multipath: multipath)
+                                                                       multipath: multipath, deadline: deadline)
                             return .connected(index, socket)
                         } catch let error as SocketError where error.operation == "bind" {
                             // Name the attempt's address, as every other attempt error does.
@@ -175,8 +185,12 @@ struct HappyEyeballs {
                 }
             }
 
+            // Once the deadline has passed, no further attempt starts (the running ones time out with it).
+            func expired() -> Bool { deadline.map { $0.remainingMicroseconds == 0 } ?? false }
+
             startNext()
-            while winner == nil, errors.count < started || started < targets.count, let outcome = try await group.next() {
+            while winner == nil, errors.count < started || (started < targets.count && !expired()),
+                  let outcome = try await group.next() {
                 switch outcome {
                 case .connected(let index, let socket):
                     winner = socket
@@ -189,9 +203,9 @@ struct HappyEyeballs {
                     }
                     errors.append((index, error))
                     // The running attempt failed: start the next one now instead of waiting for the delay.
-                    if index == started - 1, started < targets.count, !Task.isCancelled { startNext() }
+                    if index == started - 1, started < targets.count, !Task.isCancelled, !expired() { startNext() }
                 case .delayElapsed(let index):
-                    if index == started - 1, started < targets.count, !Task.isCancelled { startNext() }
+                    if index == started - 1, started < targets.count, !Task.isCancelled, !expired() { startNext() }
                 }
                 if Task.isCancelled { break }
             }
@@ -227,6 +241,9 @@ struct HappyEyeballs {
             throw ordered.last ?? SocketError(code: ECONNREFUSED, operation: "connect", detail: "\(endpoint)")
         }
     }
+
+    /// The longest Happy Eyeballs delay actually slept (about 136 years): longer ones are clamped to it.
+    static let longestDelay = Duration.seconds(Int64(1) << 32)
 
     /// The source address per family, or the error an attempt of that family fails with (the attempt
     /// reports it as a `connect` error to its own address). Throws `EINVAL` for a host that is neither `""`

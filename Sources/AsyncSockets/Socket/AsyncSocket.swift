@@ -101,13 +101,15 @@ public actor AsyncSocket: LoopBound {
         try await connect(to: address, timeout: timeout, sourceAddress: nil)
     }
 
+    /// `deadline`, when given, bounds the connect instead of `timeout` (a Happy Eyeballs attempt ends with
+    /// the whole call's deadline); `timeout` still becomes the socket's ``timeout``.
     static func connect(to address: SocketAddress, timeout: Duration?, sourceAddress: SocketAddress?,
-                        multipath: Bool = false) async throws -> AsyncSocket {
+                        multipath: Bool = false, deadline: Deadline? = nil) async throws -> AsyncSocket {
         let fd = try Syscall.call("socket", address: address) {
             StreamSocket.open(family: address.family, multipath: multipath)
         }
         let socket = AsyncSocket(descriptor: fd, peer: address, timeout: timeout)
-        try await socket.finishConnect(to: address, sourceAddress: sourceAddress)
+        try await socket.finishConnect(to: address, sourceAddress: sourceAddress, deadline: deadline)
         return socket
     }
 
@@ -123,7 +125,7 @@ public actor AsyncSocket: LoopBound {
         return (AsyncSocket(descriptor: fds[0], loop: loop), AsyncSocket(descriptor: fds[1], loop: loop))
     }
 
-    private func finishConnect(to address: SocketAddress, sourceAddress: SocketAddress?) async throws {
+    private func finishConnect(to address: SocketAddress, sourceAddress: SocketAddress?, deadline: Deadline?) async throws {
         do {
             let fd = core.fd
             if address.family != .unix { Self.setNoDelay(fd) }
@@ -145,7 +147,7 @@ public actor AsyncSocket: LoopBound {
             case .failure(let code): throw SocketError(code: code.rawValue, operation: "connect", address: address)
             }
             core.markDrained(.write)
-            switch await waitReady(.write, timeoutMicroseconds: Self.microseconds(timeout)) {
+            switch await waitReady(.write, timeoutMicroseconds: deadline?.remainingMicroseconds ?? Self.microseconds(timeout)) {
             case .ready:
                 var error: Int32 = 0
                 var length = socklen_t(MemoryLayout<Int32>.size)

@@ -91,17 +91,29 @@ extension AsyncSocket {
 
     /// Sets any socket option from raw bytes: the escape hatch for options without a typed name
     /// (for example `SO_LINGER` with a `linger` struct).
+    /// - Throws: ``SocketError`` naming the option (`EINVAL` for more than ``largestRawOption`` bytes).
     public func setRawOption(level: Int32, name: Int32, bytes: [UInt8]) throws {
         try bytes.withUnsafeBytes { try setRawOption(level: level, name: name, bytes: $0, label: "level \(level) option \(name)") }
     }
 
     /// Reads any socket option as raw bytes (at most `capacity` bytes).
+    ///
+    /// `capacity` is an upper bound, not a size to allocate: at most ``largestRawOption`` bytes are
+    /// allocated and returned, however large it is.
+    /// - Throws: ``SocketError`` naming the option (`EINVAL` when `capacity` is not positive).
     public func rawOption(level: Int32, name: Int32, capacity: Int) throws -> [UInt8] {
         try rawOption(level: level, name: name, capacity: capacity, label: "level \(level) option \(name)")
     }
 
+    /// The most bytes ``rawOption(level:name:capacity:)`` allocates and ``setRawOption(level:name:bytes:)``
+    /// passes on (1 MiB: far more than any socket option's value; `socklen_t` could not carry 4 GiB).
+    public static let largestRawOption = 1 << 20
+
     private func setRawOption(level: Int32, name: Int32, bytes: UnsafeRawBufferPointer, label: String) throws {
         guard !isClosed else { throw SocketError.closed("setsockopt", address: peer) }
+        guard bytes.count <= Self.largestRawOption else {
+            throw SocketError.invalidArgument("setsockopt", "\(label): \(bytes.count) bytes is more than \(Self.largestRawOption)")
+        }
         let fd = descriptor
         _ = try Syscall.call("setsockopt", address: peer, detail: label) {
             setsockopt(fd, level, name, bytes.baseAddress, socklen_t(bytes.count))
@@ -111,6 +123,8 @@ extension AsyncSocket {
     private func rawOption(level: Int32, name: Int32, capacity: Int, label: String) throws -> [UInt8] {
         guard !isClosed else { throw SocketError.closed("getsockopt", address: peer) }
         guard capacity > 0 else { throw SocketError.invalidArgument("getsockopt", "capacity must be positive, got \(capacity)") }
+        // A bound, not a size to allocate (`capacity: Int.max` must not try to allocate it).
+        let capacity = min(capacity, Self.largestRawOption)
         var bytes = [UInt8](repeating: 0, count: capacity)
         var length = socklen_t(capacity)
         let fd = descriptor
