@@ -234,6 +234,21 @@ private struct Peer {
         #expect(!EventLoop.shared.currentTaskPrefersLoop, "the preference ends with withConnection")
     } }
 
+    /// Heavy work handed off as the documentation shows (`Task.detached`) runs off the loop thread; the body
+    /// resumes on the loop afterwards.
+    @Test func detachedWorkRunsOffTheLoop() async throws { try await withDescriptorCheck {
+        let peer = try Peer()
+        defer { peer.close() }
+        let (detachedOnLoop, bodyOnLoop) = try await AsyncSocket.withConnection(to: peer.address) { socket in
+            let request = Array("some bytes".utf8)
+            let detachedOnLoop = await Task.detached { request.isEmpty || EventLoop.shared.inLoop }.value
+            return (detachedOnLoop, socket.eventLoop.inLoop && socket.eventLoop.currentTaskPrefersLoop)
+        }
+        #expect(!detachedOnLoop)
+        #expect(bodyOnLoop)
+        #expect(try await peer.acceptAndReadToEnd() == [])
+    } }
+
     /// The connect itself runs on the loop too (the resolver is called there; `connect` alone calls it from
     /// the caller's executor).
     @Test func connectRunsOnTheLoop() async throws { try await withDescriptorCheck {

@@ -26,10 +26,18 @@ extension AsyncSocket {
     /// a waiting connect, read or write throw `CancellationError`; the socket is closed whatever `body` does
     /// with it. To use several sockets in one scope, wrap the code in `EventLoop.run { }` instead.
     ///
+    /// The result need not be `Sendable`: it is a `sending` result, so `body` may return any value it
+    /// created, and it arrives in the caller's isolation (the main actor, say).
+    ///
     /// - Parameters:
-    ///   - endpoint, timeout, sourceAddress, allErrors, happyEyeballsDelay, resolver: as for
-    ///     ``connect(to:timeout:sourceAddress:allErrors:happyEyeballsDelay:resolver:)``; `timeout` bounds each
-    ///     connection attempt and becomes the socket's ``timeout``.
+    ///   - endpoint: host name or numeric address, and port.
+    ///   - timeout: bounds each connection attempt (``SocketError`` `ETIMEDOUT`) and becomes the socket's
+    ///     ``timeout`` for the reads and writes in `body`. `nil`: wait as long as the system does.
+    ///   - sourceAddress: binds each attempt's socket to this numeric address first (see
+    ///     ``connect(to:timeout:sourceAddress:allErrors:happyEyeballsDelay:resolver:)``).
+    ///   - allErrors: when every attempt fails, throw a ``ConnectErrorGroup`` with one error per address.
+    ///   - happyEyeballsDelay: how long an attempt runs before the next one starts alongside it.
+    ///   - resolver: where addresses come from.
     ///   - isolation: the caller's isolation, where the result is delivered (leave the default).
     ///   - body: uses the connected socket; its result is returned.
     /// - Returns: what `body` returns.
