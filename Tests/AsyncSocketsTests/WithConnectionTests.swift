@@ -239,12 +239,15 @@ private struct Peer {
     @Test func detachedWorkRunsOffTheLoop() async throws { try await withDescriptorCheck {
         let peer = try Peer()
         defer { peer.close() }
-        let (detachedOnLoop, bodyOnLoop) = try await AsyncSocket.withConnection(to: peer.address) { socket in
+        let (detachedOnLoop, poolOnLoop, bodyOnLoop) = try await AsyncSocket.withConnection(to: peer.address) { socket in
             let request = Array("some bytes".utf8)
             let detachedOnLoop = await Task.detached { request.isEmpty || EventLoop.shared.inLoop }.value
-            return (detachedOnLoop, socket.eventLoop.inLoop && socket.eventLoop.currentTaskPrefersLoop)
+            // The EchoClient example's way: a nonisolated async function under the global executor's preference.
+            let poolOnLoop = await withTaskExecutorPreference(globalConcurrentExecutor) { await runsOnLoop() }
+            return (detachedOnLoop, poolOnLoop, socket.eventLoop.inLoop && socket.eventLoop.currentTaskPrefersLoop)
         }
         #expect(!detachedOnLoop)
+        #expect(!poolOnLoop)
         #expect(bodyOnLoop)
         #expect(try await peer.acceptAndReadToEnd() == [])
     } }
@@ -278,6 +281,25 @@ private struct Peer {
             return [first, socket.timeout]
         }
         #expect(timeouts == [.seconds(7), nil])
+        #expect(try await peer.acceptAndReadToEnd() == [])
+    } }
+
+    /// The observer overload reports the race, then runs the body and closes the socket like the others.
+    @Test func observerSeesTheRace() async throws { try await withDescriptorCheck {
+        let peer = try Peer()
+        defer { peer.close() }
+        let refused = try RefusingPort(host: "::1")
+        defer { refused.close() }
+        let recorder = RaceRecorder()
+        let socket = try await AsyncSocket.withConnection(to: Endpoint(host: "race.test", port: 1),
+                                                          happyEyeballsDelay: .seconds(5),
+                                                          resolver: FixedResolver([refused.address, peer.address]),
+                                                          observer: recorder.observer) { socket in
+            #expect(socket.eventLoop.inLoop)
+            return socket
+        }
+        #expect(await socket.isClosed)
+        #expect(recorder.startedAddresses == [refused.address, peer.address])
         #expect(try await peer.acceptAndReadToEnd() == [])
     } }
 
@@ -371,6 +393,9 @@ private struct Peer {
         }
     } }
 }
+
+/// Whether this nonisolated async function runs on the event loop's thread.
+private func runsOnLoop() async -> Bool { EventLoop.shared.inLoop }
 
 /// The main-actor half of `bodyRunsOnTheLoopFromTheMainActor`.
 @MainActor private func connectFromTheMainActor() async throws {

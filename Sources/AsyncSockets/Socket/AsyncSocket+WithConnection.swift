@@ -27,7 +27,9 @@ extension AsyncSocket {
     /// with it. To use several sockets in one scope, wrap the code in `EventLoop.run { }` instead.
     ///
     /// The result need not be `Sendable`: it is a `sending` result, so `body` may return any value it
-    /// created, and it arrives in the caller's isolation (the main actor, say).
+    /// created, and it arrives in the caller's isolation (the main actor, say). From an actor-isolated caller
+    /// (top-level code and `@MainActor` code run on the main actor) the connect returns to that actor once
+    /// before `body` starts on the loop: one round trip per connection, none per call.
     ///
     /// - Parameters:
     ///   - endpoint: host name or numeric address, and port.
@@ -55,6 +57,43 @@ extension AsyncSocket {
             let socket = try await connect(to: endpoint, timeout: timeout, sourceAddress: sourceAddress,
                                            allErrors: allErrors, happyEyeballsDelay: happyEyeballsDelay,
                                            resolver: resolver)
+            return try await scoped(socket, preferring: loop, isolation: isolation, body)
+        }
+        return result.value
+    }
+
+    /// ``withConnection(to:timeout:sourceAddress:allErrors:happyEyeballsDelay:resolver:isolation:_:)``,
+    /// reporting every step of the connection race to `observer`, as
+    /// ``connect(to:timeout:sourceAddress:allErrors:happyEyeballsDelay:resolver:observer:)`` does.
+    ///
+    /// `observer` is called in order, on the event loop thread (where the connect runs): keep it short and
+    /// never block in it.
+    ///
+    /// - Parameters:
+    ///   - endpoint: host name or numeric address, and port.
+    ///   - timeout: bounds each connection attempt and becomes the socket's ``timeout``.
+    ///   - sourceAddress: binds each attempt's socket to this numeric address first.
+    ///   - allErrors: when every attempt fails, throw a ``ConnectErrorGroup`` with one error per address.
+    ///   - happyEyeballsDelay: how long an attempt runs before the next one starts alongside it.
+    ///   - resolver: where addresses come from.
+    ///   - observer: receives each ``ConnectionRaceEvent`` of the race.
+    ///   - isolation: the caller's isolation, where the result is delivered (leave the default).
+    ///   - body: uses the connected socket; its result is returned.
+    /// - Returns: what `body` returns.
+    /// - Throws: the connect's error, or `body`'s error.
+    public static func withConnection<T>(
+        to endpoint: Endpoint, timeout: Duration? = nil, sourceAddress: Endpoint? = nil,
+        allErrors: Bool = false, happyEyeballsDelay: Duration = .milliseconds(250),
+        resolver: any AddressResolver = SystemResolver(),
+        observer: @escaping @Sendable (ConnectionRaceEvent) -> Void,
+        isolation: isolated (any Actor)? = #isolation,
+        _ body: (isolated AsyncSocket) async throws -> sending T
+    ) async throws -> sending T {
+        let loop = EventLoop.next()
+        let result = try await withTaskExecutorPreference(loop, isolation: isolation) {
+            let socket = try await connect(to: endpoint, timeout: timeout, sourceAddress: sourceAddress,
+                                           allErrors: allErrors, happyEyeballsDelay: happyEyeballsDelay,
+                                           resolver: resolver, observer: observer)
             return try await scoped(socket, preferring: loop, isolation: isolation, body)
         }
         return result.value
