@@ -21,6 +21,7 @@ IMPL_ORDER = ["asyncsockets", "nio-async", "nio-handler", "flyingsocks", "c-libe
 LABELS = {
     "asyncsockets": "AsyncSockets",
     "asyncsockets-loop": "AsyncSockets (EventLoop.run)",
+    "asyncsockets-scoped": "AsyncSockets (withConnection)",
     "nio-async": "SwiftNIO NIOAsyncChannel",
     "nio-handler": "SwiftNIO ChannelHandler",
     "flyingsocks": "FlyingSocks",
@@ -88,8 +89,10 @@ def machine_info():
     }
 
 
-CLIENT_ORDER = ["asyncsockets", "asyncsockets-loop", "nio-async", "flyingsocks", "c-loadgen"]
-CLIENT_SUBJECTS = ["asyncsockets", "asyncsockets-loop"]
+CLIENT_ORDER = ["asyncsockets", "asyncsockets-loop", "asyncsockets-scoped", "nio-async", "flyingsocks", "c-loadgen"]
+CLIENT_SUBJECTS = ["asyncsockets", "asyncsockets-loop", "asyncsockets-scoped"]
+# Ratios between two subjects: the scoped client (withConnection) against the EventLoop.run client.
+CLIENT_PAIRS = [("asyncsockets-scoped", "asyncsockets-loop")]
 CLIENT_SCENS = ["cpp1", "cpp64"]
 MICRO_ORDER = ["asyncsockets", "asyncsockets-loop", "nio-async"]
 MICRO_SCENS = ["pair", "pair-allocs", "connect"]
@@ -156,7 +159,7 @@ class Section:
     def header(self, first, titles):
         return [f"| {first} | " + " | ".join(titles) + " |", "|---" * (len(titles) + 1) + "|"]
 
-    def throughput(self, subjects, baseline, out):
+    def throughput(self, subjects, baseline, out, pairs=()):
         out += self.header("implementation", [f"{SCEN_TITLES.get(x, x)} ({self.units.get(x, '')})" for x in self.scens])
         for k in self.impls:
             out.append(f"| {self.label(k)} | " + " | ".join(fmt_value(self.m(k, x)) for x in self.scens) + " |")
@@ -167,6 +170,10 @@ class Section:
             for peer in self.impls:
                 if peer in subjects:
                     continue
+                out.append(f"| **{self.label(subj)} / {self.label(peer)}** | "
+                           + " | ".join(self.fr(subj, peer, x) for x in self.scens) + " |")
+        for subj, peer in pairs:
+            if subj in self.impls and peer in self.impls:
                 out.append(f"| **{self.label(subj)} / {self.label(peer)}** | "
                            + " | ".join(self.fr(subj, peer, x) for x in self.scens) + " |")
         out.append("")
@@ -274,7 +281,7 @@ def main():
         out.append("## Clients (each ping-pong client against the C libevent echo server; higher is better)\n")
         out.append(f"Clients pinned to CPU {args.cpu_a}, the C echo server to CPU {args.cpu_b}; in the "
                    f"1-connection scenario both share CPU {args.cpu_a}.\n")
-        clients.throughput(CLIENT_SUBJECTS, BASELINE, out)
+        clients.throughput(CLIENT_SUBJECTS, BASELINE, out, CLIENT_PAIRS)
         clients.latency(out)
         clients.cpu("CPU check, client CPU % / C echo server CPU % of wall time (max over rounds).", out)
     if micro.impls:

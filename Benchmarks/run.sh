@@ -7,7 +7,7 @@
 #
 # Usage: bash Benchmarks/run.sh [--quick] [--rounds N] [--seconds D] [--warmup W] [--no-build]
 #          [--impls asyncsockets,nio-async,nio-handler,flyingsocks,c-libevent]        (servers)
-#          [--clients asyncsockets,asyncsockets-loop,nio-async,flyingsocks,c-loadgen] (clients)
+#          [--clients asyncsockets,asyncsockets-loop,asyncsockets-scoped,nio-async,flyingsocks,c-loadgen] (clients)
 #          [--micro asyncsockets,asyncsockets-loop,nio-async]                           (in-process)
 #          [--scenarios pp1,pp64,pp256,allocs,idle,churn,bulk,fair,cpp1,cpp64,pair,connect] [--update-readme]
 #   --update-readme  also copy the report into Benchmarks/README.md (between its results markers)
@@ -37,7 +37,7 @@ WARMUP=0.7
 BUILD=1
 README_ARGS=()
 IMPLS="asyncsockets,nio-async,nio-handler,flyingsocks,c-libevent"
-CLIENTS="asyncsockets,asyncsockets-loop,nio-async,flyingsocks,c-loadgen"
+CLIENTS="asyncsockets,asyncsockets-loop,asyncsockets-scoped,nio-async,flyingsocks,c-loadgen"
 MICROS="asyncsockets,asyncsockets-loop,nio-async"
 SCENARIOS="pp1,pp64,pp256,allocs,idle,churn,bulk,fair,cpp1,cpp64,pair,connect"
 while [[ $# -gt 0 ]]; do
@@ -89,10 +89,12 @@ declare -A S_PRODUCT=(
 )
 declare -A C_LABEL=(
     [asyncsockets]="AsyncSockets (plain tasks)" [asyncsockets-loop]="AsyncSockets (EventLoop.run)"
+    [asyncsockets-scoped]="AsyncSockets (withConnection)"
     [nio-async]="SwiftNIO NIOAsyncChannel" [flyingsocks]="FlyingSocks" [c-loadgen]="C epoll (loadgen)"
 )
 declare -A C_PRODUCT=(
-    [asyncsockets]=PingAsyncSockets [asyncsockets-loop]=PingAsyncSockets [nio-async]=PingNIOAsync
+    [asyncsockets]=PingAsyncSockets [asyncsockets-loop]=PingAsyncSockets [asyncsockets-scoped]=PingAsyncSockets
+    [nio-async]=PingNIOAsync
     [flyingsocks]=PingFlyingSocks
 )
 declare -A M_LABEL=(
@@ -167,6 +169,7 @@ if [[ $want_clients -eq 1 ]]; then
         case "$key" in
             c-loadgen) C_CMD[$key]="$CBIN/loadgen --scenario pingpong" ;;
             asyncsockets-loop) build_product PingAsyncSockets || continue; C_CMD[$key]="$SWIFT_BIN/PingAsyncSockets --loop" ;;
+            asyncsockets-scoped) build_product PingAsyncSockets || continue; C_CMD[$key]="$SWIFT_BIN/PingAsyncSockets --scoped" ;;
             *) build_product "${C_PRODUCT[$key]}" || continue; C_CMD[$key]="$SWIFT_BIN/${C_PRODUCT[$key]}" ;;
         esac
         CLIENT_IMPLS+=("$key")

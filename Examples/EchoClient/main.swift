@@ -1,10 +1,13 @@
 // EchoClient: connects to an echo server, sends a message, half-closes and prints what comes back.
 //
 // What it shows:
-// - `AsyncSocket.connect(to: Endpoint(host:port:))`: name resolution plus Happy Eyeballs in one call
-//   ("localhost" tries ::1 and 127.0.0.1, the first to answer wins);
+// - `AsyncSocket.withConnection(to: Endpoint(host:port:))`: name resolution plus Happy Eyeballs in one call
+//   ("localhost" tries ::1 and 127.0.0.1, the first to answer wins), a body that runs on the event loop's
+//   thread, isolated to the socket, and the socket closed when it ends;
 // - writing and reading at the same time from two tasks (a task group): a large stdin cannot deadlock
 //   against the echo coming back;
+// - the rule of code on the loop, never block: reading standard input blocks, so it runs on Swift's global
+//   pool (`withTaskExecutorPreference(globalConcurrentExecutor)`) while the body awaits it;
 // - half-close with `shutdown(.write)`: the server sees end of stream, finishes echoing and closes, and our
 //   read loop ends on `[]` (end of stream);
 // - errors that say what failed: `connect to 127.0.0.1:9 failed: Connection refused (ECONNREFUSED)`.
@@ -74,7 +77,7 @@ func parseArguments() -> (endpoint: Endpoint, words: [String], multipath: Bool) 
 ///
 /// The `read(2)` on descriptor 0 blocks the thread it runs on; that is fine for a command-line tool (it
 /// blocks one thread of Swift's pool, not the event loop), but a server must never do it.
-func forEachStdinChunk(_ send: ([UInt8]) async throws -> Void) async throws {
+func forEachStdinChunk(_ send: @Sendable ([UInt8]) async throws -> Void) async throws {
     var chunk = [UInt8](repeating: 0, count: 64 * 1024)
     while true {
         let n = chunk.withUnsafeMutableBytes { read(0, $0.baseAddress, $0.count) }
@@ -87,10 +90,10 @@ func forEachStdinChunk(_ send: ([UInt8]) async throws -> Void) async throws {
 func main() async -> Int32 {
     let (endpoint, words, multipath) = parseArguments()
     do {
-        let socket = try await AsyncSocket.connect(to: endpoint, timeout: .seconds(10), multipath: multipath)
+        try await AsyncSocket.withConnection(to: endpoint, timeout: .seconds(10), multipath: multipath) { socket in
         if multipath {
             // Falling back to TCP is silent (no MPTCP in the kernel, or a server without it): say which it was.
-            let note = await socket.isMultipath ? "connected with Multipath TCP" : "connected with plain TCP (MPTCP fell back)"
+            let note = socket.isMultipath ? "connected with Multipath TCP" : "connected with plain TCP (MPTCP fell back)"
             let bytes = Array("EchoClient: \(note)\n".utf8)
             _ = bytes.withUnsafeBytes { write(2, $0.baseAddress, $0.count) }
         }
@@ -108,15 +111,18 @@ func main() async -> Int32 {
             }
             // The writer: the words (joined by spaces, plus a newline), or standard input; then half-close.
             if words.isEmpty {
-                try await forEachStdinChunk { chunk in try await socket.write(chunk) }
+                // Off the loop: `read(2)` on standard input blocks its thread (see forEachStdinChunk).
+                try await withTaskExecutorPreference(globalConcurrentExecutor) {
+                    try await forEachStdinChunk { chunk in try await socket.write(chunk) }
+                }
             } else {
                 let message = words.joined(separator: " ") + "\n"
                 try await socket.write(message)
             }
-            try await socket.shutdown(.write)
+            try socket.shutdown(.write)
             try await group.waitForAll()
         }
-        await socket.close()
+        }                                           // closes the socket
         return 0
     } catch {
         fail("\(error)", status: 1)

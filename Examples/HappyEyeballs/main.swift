@@ -1,4 +1,4 @@
-// HappyEyeballs: watch `AsyncSocket.connect(to:)` race its connection attempts (RFC 8305, "Happy Eyeballs").
+// HappyEyeballs: watch `AsyncSocket.withConnection(to:)` race its connection attempts (RFC 8305, "Happy Eyeballs").
 //
 //     swift run HappyEyeballs HOST PORT [--delay MS] [--timeout MS] [--all-errors]
 //
@@ -22,7 +22,9 @@
 //     swift run HappyEyeballs localhost 9 --all-errors          (nothing listens on port 9: every attempt refused)
 //     swift run HappyEyeballs example.com 443 --delay 100       (a dual-stack host, when this machine has a network)
 //
-// The timeline comes from the `observer:` overload of `connect`, which reports each ConnectionRaceEvent.
+// The timeline comes from the `observer:` overload of `withConnection` (and of `connect`), which reports each
+// ConnectionRaceEvent; the winner's addresses are read in the body, on the event loop, before the socket is
+// closed.
 
 import AsyncSockets
 
@@ -97,17 +99,16 @@ func milliseconds(_ duration: Duration) -> String {
 let options = Options(Array(CommandLine.arguments.dropFirst()))
 let start = ContinuousClock.now
 do {
-    let socket = try await AsyncSocket.connect(
+    let summary = try await AsyncSocket.withConnection(
         to: Endpoint(host: options.host, port: options.port), timeout: options.timeout,
-        allErrors: options.allErrors, happyEyeballsDelay: options.delay
-    ) { event in
-        print(event)
+        allErrors: options.allErrors, happyEyeballsDelay: options.delay, observer: { event in print(event) }
+    ) { socket in
+        let elapsed = ContinuousClock.now - start
+        let remote = (try? socket.remoteAddress).map(\.description) ?? "?"
+        let local = (try? socket.localAddress).map(\.description) ?? "?"
+        return "connected to \(remote) from \(local) in \(milliseconds(elapsed))"
     }
-    let elapsed = ContinuousClock.now - start
-    let remote = (try? await socket.remoteAddress).map(\.description) ?? "?"
-    let local = (try? await socket.localAddress).map(\.description) ?? "?"
-    print("connected to \(remote) from \(local) in \(milliseconds(elapsed))")
-    await socket.close()
+    print(summary)
 } catch let group as ConnectErrorGroup {
     print(group)
     exit(1)

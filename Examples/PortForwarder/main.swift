@@ -2,7 +2,8 @@
 //
 // What it shows:
 // - a server whose handlers are themselves clients: each accepted connection connects onward with
-//   `AsyncSocket.connect(to: Endpoint(...))`, so the target may be a host name and gets Happy Eyeballs;
+//   `AsyncSocket.withConnection(to: Endpoint(...))`, so the target may be a host name and gets Happy
+//   Eyeballs, and the upstream socket is closed however the connection ends;
 // - full-duplex piping with two child tasks per connection, one per direction;
 // - half-close done right: when one side reaches end of stream, the forwarder calls `shutdown(.write)` on
 //   the other side and keeps the opposite direction flowing until it ends too;
@@ -162,14 +163,17 @@ func main() async {
             if !(error is CancellationError) { log("connection ended with an error: \(error)") }
         }) { inbound in
             let client = (try? inbound.remoteAddress.description) ?? "?"
-            let outbound = try await AsyncSocket.connect(to: target, timeout: .seconds(10))
-            // The connect timeout stays as the socket's read/write timeout: a forwarder waits as long as
-            // the two ends like (or up to the idle timeout), so set that instead.
-            await outbound.setTimeout(idleTimeout)
-            let activity = Activity()
-            do {
+            // `withConnection` closes `outbound` when its body returns or throws; `serve` closes `inbound`
+            // when this handler does.
+            // (`[inbound]`: Swift 6.3's region checker rejects the handler's isolated parameter captured
+            // directly in the child tasks below, "pattern ... does not understand"; a captured copy is fine.)
+            let (up, down) = try await AsyncSocket.withConnection(to: target, timeout: .seconds(10)) { [inbound] outbound in
+                // The connect timeout stays as the socket's read/write timeout: a forwarder waits as long as
+                // the two ends like (or up to the idle timeout), so set that instead.
+                outbound.timeout = idleTimeout
+                let activity = Activity()
                 // Both directions at once. If one throws (a reset, say), the group cancels the other.
-                let (up, down) = try await withThrowingTaskGroup(of: (Bool, Int).self) { group in
+                return try await withThrowingTaskGroup(of: (Bool, Int).self) { group in
                     group.addTask { (true, try await pipe(from: inbound, to: outbound, activity: activity)) }
                     group.addTask { (false, try await pipe(from: outbound, to: inbound, activity: activity)) }
                     var up = 0, down = 0
@@ -178,13 +182,8 @@ func main() async {
                     }
                     return (up, down)
                 }
-                log("\(client) -> \(target): \(up) bytes up, \(down) bytes down")
-            } catch {
-                await outbound.close()
-                throw error
             }
-            await outbound.close()
-            // `serve` closes `inbound` when this handler returns.
+            log("\(client) -> \(target): \(up) bytes up, \(down) bytes down")
         }
     } catch {
         fail("\(error)")

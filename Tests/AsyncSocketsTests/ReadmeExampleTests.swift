@@ -11,21 +11,28 @@ import Testing
 @Suite struct ReadmeExampleTests {
     @Test func connectAndReadWrite() async throws { try await withDescriptorCheck {
         try await withReadmeEchoServer { port in
+            var connected = false
             // snippet: connect
-            let socket = try await AsyncSocket.connect(to: Endpoint(host: "localhost", port: port))
-            print("connected to", try await socket.remoteAddress)
+            try await AsyncSocket.withConnection(to: Endpoint(host: "localhost", port: port)) { socket in
+                print("connected to", try socket.remoteAddress)
+                #expect(try socket.remoteAddress.port == port) // test-only
+                #expect(socket.eventLoop.inLoop) // test-only
+                connected = true // test-only
+            }                                                   // closed here, also after an error or a cancellation
             // end snippet
-            #expect(try await socket.remoteAddress.port == port)
+            #expect(connected)
 
+            var echoed: [[UInt8]] = []
             // snippet: read-write
-            try await socket.write("hello\n")                   // all of it, like sendall
-            let line = try await socket.read(exactly: 6)       // waits for exactly 6 bytes
-            try await socket.shutdown(.write)                  // half-close: the server reads end of stream
-            let rest = try await socket.read(upTo: 65536)      // [] means the peer closed its side
-            await socket.close()
+            try await AsyncSocket.withConnection(to: Endpoint(host: "localhost", port: port)) { socket in
+                try await socket.write("hello\n")                // all of it, like sendall
+                let line = try await socket.read(exactly: 6)    // waits for exactly 6 bytes
+                try socket.shutdown(.write)                     // half-close: the server reads end of stream
+                let rest = try await socket.read(upTo: 65536)   // [] means the peer closed its side
+                echoed = [line, rest] // test-only
+            }
             // end snippet
-            #expect(line == Array("hello\n".utf8))
-            #expect(rest == [])
+            #expect(echoed == [Array("hello\n".utf8), []])
         }
     } }
 
@@ -97,18 +104,19 @@ import Testing
         try await withReadmeEchoServer { port in
             var timedOut = false
             // snippet: timeouts
-            let socket = try await AsyncSocket.connect(to: Endpoint(host: "127.0.0.1", port: port),
-                                                       timeout: .seconds(5))    // bounds the connect, then each read and write
-            await socket.setTimeout(.milliseconds(200))        // change it at any time; nil waits forever
-            do {
-                _ = try await socket.read(upTo: 1024)          // nothing arrives
-            } catch let error as SocketError where error.isTimeout {
-                print(error)    // read from 127.0.0.1:PORT failed: Connection timed out (ETIMEDOUT): no progress within 0.2 seconds
-                timedOut = true // test-only
+            try await AsyncSocket.withConnection(to: Endpoint(host: "127.0.0.1", port: port),
+                                                 timeout: .seconds(5)) { socket in  // bounds the connect, then each read and write
+                #expect(socket.timeout == .seconds(5)) // test-only
+                socket.timeout = .milliseconds(200)     // change it at any time; nil waits forever
+                do {
+                    _ = try await socket.read(upTo: 1024)       // nothing arrives
+                } catch let error as SocketError where error.isTimeout {
+                    print(error)    // read from 127.0.0.1:PORT failed: Connection timed out (ETIMEDOUT): no progress within 0.2 seconds
+                    timedOut = true // test-only
+                }
             }
             // end snippet
             #expect(timedOut)
-            await socket.close()
         }
     } }
 

@@ -7,5 +7,8 @@ public protocol AddressResolver: Sendable {
     ///
     /// Return promptly (throwing `CancellationError`) when the calling task is cancelled: `connect` waits
     /// for this method to return before it can report the cancellation.
+    ///
+    /// Inside `AsyncSocket.withConnection` (and `EventLoop.run`) this is called on the event loop thread:
+    /// never block in it; await slow work that runs elsewhere, as ``SystemResolver`` does.
     func resolve(_ endpoint: Endpoint) async throws -> [SocketAddress]
 }
