@@ -33,7 +33,7 @@ private struct WhereResolver: AddressResolver {
     let asked = Mutex<[Bool]>([])
 
     func resolve(_ endpoint: Endpoint) async throws -> [SocketAddress] {
-        let onLoop = EventLoop.shared.inLoop && EventLoop.shared.currentTaskPrefersLoop
+        let onLoop = EventLoopGroup.shared.loops.contains { $0.inLoop && $0.currentTaskPrefersLoop }
         asked.withLock { $0.append(onLoop) }
         return addresses
     }
@@ -207,7 +207,7 @@ private struct Peer {
     @Test func bodyRunsOnTheLoop() async throws { try await withDescriptorCheck {
         let peer = try Peer()
         defer { peer.close() }
-        #expect(!EventLoop.shared.currentTaskPrefersLoop)
+        #expect(!EventLoopGroup.shared.loops.contains { $0.currentTaskPrefersLoop })
         let observed = try await alongside { try await AsyncSocket.withConnection(to: peer.endpoint) { socket in
             var checks: [String: Bool] = [:]
             checks["in loop"] = socket.eventLoop.inLoop
@@ -231,7 +231,7 @@ private struct Peer {
         }
         for (name, value) in observed.sorted(by: { $0.key < $1.key }) { #expect(value, "\(name)") }
         #expect(observed.count == 6)
-        #expect(!EventLoop.shared.currentTaskPrefersLoop, "the preference ends with withConnection")
+        #expect(!EventLoopGroup.shared.loops.contains { $0.currentTaskPrefersLoop }, "the preference ends with withConnection")
     } }
 
     /// Heavy work handed off as the documentation shows (`Task.detached`) runs off the loop thread; the body
@@ -241,7 +241,7 @@ private struct Peer {
         defer { peer.close() }
         let (detachedOnLoop, poolOnLoop, bodyOnLoop) = try await AsyncSocket.withConnection(to: peer.address) { socket in
             let request = Array("some bytes".utf8)
-            let detachedOnLoop = await Task.detached { request.isEmpty || EventLoop.shared.inLoop }.value
+            let detachedOnLoop = await Task.detached { request.isEmpty || EventLoopGroup.shared.loops.contains { $0.inLoop } }.value
             // The EchoClient example's way: a nonisolated async function under the global executor's preference.
             let poolOnLoop = await withTaskExecutorPreference(globalConcurrentExecutor) { await runsOnLoop() }
             return (detachedOnLoop, poolOnLoop, socket.eventLoop.inLoop && socket.eventLoop.currentTaskPrefersLoop)
@@ -434,7 +434,7 @@ private struct Peer {
 }
 
 /// Whether this nonisolated async function runs on the event loop's thread.
-private func runsOnLoop() async -> Bool { EventLoop.shared.inLoop }
+private func runsOnLoop() async -> Bool { EventLoopGroup.shared.loops.contains { $0.inLoop } }
 
 /// The main-actor half of `bodyRunsOnTheLoopFromTheMainActor`.
 @MainActor private func connectFromTheMainActor() async throws {
