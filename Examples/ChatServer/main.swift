@@ -49,6 +49,8 @@ actor ChatRoom {
     func join(name: String, socket: AsyncSocket, outbox: AsyncStream<[UInt8]>.Continuation) -> Int {
         nextID += 1
         members[nextID] = Member(name: name, outbox: outbox, socket: socket)
+        // The newcomer learns it is in (clients on other event loops may join in any order).
+        outbox.yield(Array("* welcome, \(name) (\(members.count) here)\n".utf8))
         broadcast("* \(name) joined (\(members.count) here)", from: nextID)
         return nextID
     }
