@@ -34,6 +34,7 @@ let package = Package(
         example("ChatServer"),
         example("PortForwarder"),
         example("Soak"),
+        example("DatagramEcho"),
     ],
     swiftLanguageModes: [.v6]
 )
