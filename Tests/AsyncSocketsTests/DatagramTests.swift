@@ -121,6 +121,7 @@ extension DatagramSocket {
 
         let error = await D.socketError { try await client.send(F.pattern(count: largest + 1), to: address) }
         #expect(error?.code == EMSGSIZE)
+        #expect(error?.codeName == "EMSGSIZE")
         #expect(error?.operation == "send")
         #expect(error?.address == address)
         #expect(error?.detail?.contains("\(largest + 1) bytes") == true, "\(String(describing: error))")
@@ -248,6 +249,7 @@ extension DatagramSocket {
         #expect(refused?.code == ECONNREFUSED)
         #expect(refused?.operation == "receive")
         #expect(refused?.address == closedAddress)
+        #expect(refused.map { "\($0)" }?.hasPrefix("receive from \(closedAddress) failed: Connection refused (ECONNREFUSED)") == true)
 
         // Once: the next receive waits (and times out) instead of failing again.
         await client.setTimeout(.milliseconds(50))
@@ -462,14 +464,16 @@ extension DatagramSocket {
 
     /// Two concurrent receivers each get whole, distinct datagrams, and none is lost. The unix pair does not
     /// drop: the sender waits for room (EAGAIN) when the receiver's queue is full.
-    @Test func concurrentReceiversShareWithoutLoss() async throws {
+    @Test(arguments: [false, true])
+    func concurrentReceiversShareWithoutLoss(batched: Bool) async throws {
         let (a, b) = try DatagramSocket.pair()
         let count = 2_000
         let receivers = (0..<2).map { _ in
             Task { () -> [Int] in
                 var seen: [Int] = []
+                var iterator = b.datagrams.makeAsyncIterator()
                 while true {
-                    let datagram = try await b.receive()
+                    let datagram = batched ? try #require(try await iterator.next()) : try await b.receive()
                     if datagram.bytes.isEmpty { return seen }
                     #expect(datagram.bytes == D.numbered(D.number(of: datagram.bytes)), "a whole datagram")
                     seen.append(D.number(of: datagram.bytes))

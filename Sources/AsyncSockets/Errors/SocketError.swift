@@ -54,7 +54,7 @@ public struct SocketError: Error, Sendable, Hashable, CustomStringConvertible {
         // "read(upTo:)", "read(exactly:)", "read(into:upTo:)" read from their peer like "read" does.
         if operation.hasPrefix("read(") { return "from" }
         switch operation {
-        case "read", "recv", "accept": return "from"
+        case "read", "recv", "receive", "accept": return "from"
         case "listen": return "on"
         case "resolve": return "of"
         default: return "to"
@@ -124,6 +124,9 @@ enum Errno {
         case ECONNABORTED: return "ECONNABORTED"
         case ECONNRESET: return "ECONNRESET"
         case ENOBUFS: return "ENOBUFS"
+        case EMSGSIZE: return "EMSGSIZE"
+        case EDESTADDRREQ: return "EDESTADDRREQ"
+        case ENODEV: return "ENODEV"
         case EISCONN: return "EISCONN"
         case ENOTCONN: return "ENOTCONN"
         case ETIMEDOUT: return "ETIMEDOUT"
