@@ -462,6 +462,33 @@ extension DatagramSocket {
         await b.close()
     }
 
+    /// A send that finds no room (a unix pair whose receiver does not read) waits, bounded by the timeout;
+    /// the socket stays usable once the receiver drains. Sockets live on the loop they were given.
+    @Test func sendWaitsForRoomBoundedByTimeout() async throws {
+        let (a, b) = try DatagramSocket.pair(on: EventLoop.shared)
+        #expect(a.eventLoop === EventLoop.shared && b.eventLoop === EventLoop.shared)
+        await a.setTimeout(.milliseconds(50))
+        var sent = 0
+        var timedOut: SocketError?
+        while sent < 100_000 {
+            do {
+                try await a.send(D.numbered(sent))
+                sent += 1
+            } catch let error as SocketError {
+                timedOut = error
+                break
+            }
+        }
+        #expect(timedOut?.code == ETIMEDOUT)
+        #expect(timedOut?.operation == "send")
+        #expect(sent > 0)
+        for n in 0..<sent { #expect(D.number(of: try await b.receive().bytes) == n) }
+        try await a.send([1])
+        #expect(try await b.receive().bytes == [1])
+        await a.close()
+        await b.close()
+    }
+
     /// Two concurrent receivers each get whole, distinct datagrams, and none is lost. The unix pair does not
     /// drop: the sender waits for room (EAGAIN) when the receiver's queue is full.
     @Test(arguments: [false, true])
