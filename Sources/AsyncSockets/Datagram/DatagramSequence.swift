@@ -1,7 +1,9 @@
 /// The datagrams a ``DatagramSocket`` receives, as an `AsyncSequence` (``DatagramSocket/datagrams``).
 ///
 /// Each readiness report is drained in batches: up to `batchSize` datagrams per system call (`recvmmsg` on
-/// Linux, `recvmsg` in a loop elsewhere), handed out one by one. Datagrams from one sender come out in the order
+/// Linux, `recvmsg` in a loop elsewhere), handed out one by one. When batches find only one datagram
+/// (request/response traffic), the next 16 are received with a plain `recvmsg`, which costs less, and then a
+/// batch is tried again. Datagrams from one sender come out in the order
 /// they were received, each exactly once. Datagrams a batch received and no `next()` took yet stay with the
 /// socket: the next `next()`, from any iterator, or ``DatagramSocket/receive(maxSize:)`` gets them, so breaking
 /// out of a loop loses nothing.
@@ -28,6 +30,12 @@ public struct DatagramSequence: AsyncSequence, Sendable {
 
         /// The next datagram, or nil once the socket is closed.
         public mutating func next() async throws -> Datagram? {
+            try await socket.nextBatched(maxSize: maxSize, batchSize: batchSize)
+        }
+
+        /// The next datagram, or nil once the socket is closed; runs in the caller's isolation (what
+        /// `for try await` calls), so that stepping the iterator costs no executor switch of its own.
+        public mutating func next(isolation actor: isolated (any Actor)?) async throws -> Datagram? {
             try await socket.nextBatched(maxSize: maxSize, batchSize: batchSize)
         }
     }

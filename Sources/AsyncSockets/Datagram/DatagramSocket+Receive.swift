@@ -108,7 +108,17 @@ extension DatagramSocket {
         var deadline: Deadline?
         while true {
             if core.isClosed { return nil }
-            if try tryReceiveBatch(maxSize: maxSize, batchSize: batchSize) {
+            if singleReceivesLeft > 0 {
+                // The last batch found at most one datagram (request/response traffic): a plain recvmsg is
+                // cheaper than a recvmmsg that tries 16 slots. Every `batchProbeInterval` datagrams a batch
+                // probes again, so a flood that starts later is drained in batches within a few datagrams.
+                if let datagram = try tryReceive(maxSize: min(maxSize, Self.largestReceive)) {
+                    singleReceivesLeft -= 1
+                    workSinceWait += 1
+                    return datagram
+                }
+            } else if let received = try tryReceiveBatch(maxSize: maxSize, batchSize: batchSize) {
+                if received <= 1 && batchSize > 1 { singleReceivesLeft = Self.batchProbeInterval }
                 return takePending(maxSize: maxSize)
             }
             do {
@@ -119,11 +129,16 @@ extension DatagramSocket {
         }
     }
 
-    /// One batched receive into ``pending``: true when at least one datagram arrived. A batch that came back
-    /// short clears the read hint (the queue is most likely empty; the level-triggered event says otherwise).
-    private func tryReceiveBatch(maxSize: Int, batchSize: Int) throws -> Bool {
+    /// Datagrams the sequence receives one `recvmsg` at a time after a batch that found at most one, before it
+    /// tries a batch again.
+    static let batchProbeInterval = 16
+
+    /// One batched receive into ``pending``: how many datagrams arrived (at least one), or nil when none was
+    /// queued. A batch that came back short clears the read hint (the queue is most likely empty; the
+    /// level-triggered event says otherwise).
+    private func tryReceiveBatch(maxSize: Int, batchSize: Int) throws -> Int? {
         let fd = try openDescriptor("receive")
-        if !mayTryRead { return false }
+        if !mayTryRead { return nil }
         let slotSize = max(1, min(maxSize, Self.largestReceive))
         let count = max(1, min(batchSize, Self.batchMaximum, Self.batchMemoryLimit / slotSize))
         let buffers: DatagramBatchBuffers
@@ -153,10 +168,10 @@ extension DatagramSocket {
             }
             if received < count { core.markDrained(.read) }
             workSinceWait += received
-            return received > 0
+            return received > 0 ? received : nil
         case .failure(let code) where code.wouldBlock:
             core.markDrained(.read)
-            return false
+            return nil
         case .failure(let code):
             throw SocketError(code: code.rawValue, operation: "receive", address: peer,
                               detail: "receiving datagrams of at most \(maxSize) bytes")

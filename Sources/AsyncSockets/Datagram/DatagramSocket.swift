@@ -68,6 +68,8 @@ public actor DatagramSocket: LoopBound {
     var sendBuffers: DatagramAddressBuffers?
     /// Datagrams received or sent since this socket last waited (see ``fairnessBudget``).
     var workSinceWait = 0
+    /// Receives the ``datagrams`` sequence makes with a single `recvmsg` before it tries a batch again.
+    var singleReceivesLeft = 0
 
     /// After this many datagrams received or sent without waiting, the socket yields its loop once
     /// (`Task.yield`), so that a flood on one socket cannot starve the others.
