@@ -38,6 +38,7 @@ let package = Package(
         // Test support: scenarios the tests run in a child process (in namespaces of their own).
         .executableTarget(name: "AsyncSocketsProbe", dependencies: ["AsyncSockets"], path: "Tests/AsyncSocketsProbe",
                           swiftSettings: strict),
+        example("DatagramEcho"),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -35,6 +35,30 @@ let package = Package(
             dependencies: [.product(name: "FlyingSocks", package: "FlyingFox")]
         ),
 
+        // UDP echo servers (datagram benchmarks, udp.sh): same CLI as the TCP ones.
+        .executableTarget(
+            name: "UDPEchoAsyncSockets",
+            dependencies: [.product(name: "AsyncSockets", package: "AsyncSockets")]
+        ),
+        .executableTarget(
+            name: "UDPEchoNIOHandler",
+            dependencies: [
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+            ]
+        ),
+        .executableTarget(
+            name: "UDPEchoNIOAsync",
+            dependencies: [
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+            ]
+        ),
+        .executableTarget(
+            name: "UDPEchoFlyingSocks",
+            dependencies: [.product(name: "FlyingSocks", package: "FlyingFox")]
+        ),
+
         // Client-side ping-pong against the C echo server: same CLI and output as loadgen's pingpong.
         .target(name: "BenchSupport"),
         .executableTarget(

@@ -78,6 +78,21 @@ import Testing
         await right.close()
     } }
 
+    @Test func datagrams() async throws { try await withDescriptorCheck {
+        // snippet: datagrams
+        let server = try DatagramSocket.bind(host: "127.0.0.1", port: 0)      // UDP
+        let client = try DatagramSocket.unbound()
+        try await client.send(Array("ping".utf8), to: try await server.localAddress)
+        let datagram = try await server.receive()          // bytes, sender, isTruncated
+        try await server.send(datagram.bytes, to: datagram.sender!)
+        let reply = try await client.receive(maxSize: 1500)
+        await client.close()
+        // end snippet
+        #expect(reply.bytes == Array("ping".utf8))
+        #expect(!reply.isTruncated)
+        await server.close()
+    } }
+
     @Test func errors() async throws { try await withDescriptorCheck {
         let closedPort = try readmeClosedPort()
         var messages: [String] = []
@@ -163,7 +178,7 @@ import Testing
         let readme = try String(contentsOf: root.appendingPathComponent("README.md"), encoding: .utf8)
         let source = try String(contentsOf: testsFile, encoding: .utf8)
         let snippets = testSnippets(in: source)
-        #expect(snippets.count == 8)
+        #expect(snippets.count == 9)
         for (name, lines) in snippets {
             let block = readmeBlock(named: name, in: readme)
             #expect(block != nil, "README.md has no ```swift block after <!-- snippet: \(name) -->")

@@ -54,7 +54,7 @@ public struct SocketError: Error, Sendable, Hashable, CustomStringConvertible {
         // "read(upTo:)", "read(exactly:)", "read(into:upTo:)" read from their peer like "read" does.
         if operation.hasPrefix("read(") { return "from" }
         switch operation {
-        case "read", "recv", "accept", "lines": return "from"
+        case "read", "recv", "receive", "accept", "lines": return "from"
         case "listen": return "on"
         case "resolve": return "of"
         default: return "to"

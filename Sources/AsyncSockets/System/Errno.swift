@@ -34,6 +34,8 @@ enum Errno {
         case ENAMETOOLONG: return "ENAMETOOLONG"
         case ENOTSOCK: return "ENOTSOCK"
         case EMSGSIZE: return "EMSGSIZE"
+        case EDESTADDRREQ: return "EDESTADDRREQ"
+        case ENODEV: return "ENODEV"
         case EPROTOTYPE: return "EPROTOTYPE"
         case ENOPROTOOPT: return "ENOPROTOOPT"
         case EPROTONOSUPPORT: return "EPROTONOSUPPORT"

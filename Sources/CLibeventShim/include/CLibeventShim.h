@@ -124,6 +124,53 @@ enum {
  * passes on from the new connection (ENETDOWN, ENOPROTOOPT, EHOSTDOWN, ENONET, EHOSTUNREACH, EOPNOTSUPP,
  * ENETUNREACH). Back off: EMFILE, ENFILE, ENOBUFS, ENOMEM. Anything else fails. */
 int as_accept_error_action(int code);
+/* ---- Datagrams (issue 15): UDP and unix datagram sockets ---------------------------------------------- */
+
+/* sizeof(struct sockaddr_storage): room for any address the kernel reports. */
+unsigned int as_sockaddr_storage_size(void);
+
+/* sendto(2) of one datagram (MSG_NOSIGNAL where it exists); address NULL (length 0) on a connected socket.
+ * Returns the bytes sent (all of them: datagrams are never split) or -1 and errno. */
+long as_send_datagram(int fd, const void *bytes, unsigned long count, const void *address,
+                      unsigned int address_length);
+
+/* recvmsg(2) of one datagram into bytes[0..count): the sender's address into `address` (room for
+ * *address_length bytes; set to the real length, 0 when the sender has none), *truncated to 1 when the datagram
+ * was longer than `count` (MSG_TRUNC in msg_flags; the rest is discarded by the kernel), else 0.
+ * Returns the bytes stored (at most count) or -1 and errno. */
+long as_recv_datagram(int fd, void *bytes, unsigned long count, void *address, unsigned int *address_length,
+                      int *truncated);
+
+/* The most datagrams one as_recv_datagrams or as_send_datagrams call handles. */
+enum { AS_DATAGRAM_BATCH_MAX = 64 };
+
+/* Receives up to `count` (<= AS_DATAGRAM_BATCH_MAX) datagrams: datagram i into buffer + i * slot_size (at most
+ * slot_size bytes), its sender into addresses + i * as_sockaddr_storage_size() with its length in
+ * address_lengths[i], its stored length in lengths[i], truncated[i] as in as_recv_datagram.
+ * recvmmsg(2) on Linux, recvmsg(2) in a loop elsewhere. Returns how many were received (>= 1), or -1 and errno
+ * when none was (EAGAIN: none queued). An error after the first datagram is left for the next call. */
+int as_recv_datagrams(int fd, void *buffer, unsigned long slot_size, int count, void *addresses,
+                      unsigned int *address_lengths, long *lengths, int *truncated);
+
+/* Sends up to `count` (<= AS_DATAGRAM_BATCH_MAX) datagrams: datagram i is bytes[i][0..lengths[i]) to
+ * addresses[i] (NULL with length 0 on a connected socket). sendmmsg(2) on Linux, sendto(2) in a loop elsewhere.
+ * Returns how many were sent (>= 1), or -1 and errno when the first one failed. */
+int as_send_datagrams(int fd, const void *const *bytes, const unsigned long *lengths,
+                      const void *const *addresses, const unsigned int *address_lengths, int count);
+
+/* Joins (join 1) or leaves (join 0) a multicast group on an interface (RFC 3678's MCAST_JOIN_GROUP /
+ * MCAST_LEAVE_GROUP, the same call for both families): family AF_INET with `group` the 4 address bytes, or
+ * AF_INET6 with the 16 bytes; interface_index 0 lets the kernel choose by route. 0, or -1 and errno. */
+int as_multicast_membership(int fd, int family, int join, const void *group, unsigned int interface_index);
+/* IP_MULTICAST_LOOP / IPV6_MULTICAST_LOOP. */
+int as_set_multicast_loop(int fd, int family, int enabled);
+/* IP_MULTICAST_TTL / IPV6_MULTICAST_HOPS. */
+int as_set_multicast_hops(int fd, int family, int hops);
+/* The interface multicast datagrams are sent from, by index (0: by route): IP_MULTICAST_IF with an ip_mreqn
+ * on Linux (IP_MULTICAST_IFINDEX where that exists, else only index 0) / IPV6_MULTICAST_IF. */
+int as_set_multicast_interface(int fd, int family, unsigned int interface_index);
+
+/* ---- end of datagrams ------------------------------------------------------------------------------------ */
 
 #ifdef __cplusplus
 }
