@@ -36,7 +36,7 @@ internal import CLibeventShim
 /// (one retain taken when the first event is created, released by ``close()``). Owners therefore must call
 /// ``close()`` when they go away (their `deinit` hands it to the loop thread): libevent can never call back
 /// into freed memory, and the descriptor number is not reused while libevent still knows it.
-final class SocketCore: @unchecked Sendable {
+package final class SocketCore: @unchecked Sendable {
     // @unchecked Sendable: every stored property except `loop` (immutable, Sendable) is read and written on
     // the loop thread only. The owning actor's executor is `loop`; libevent calls back on the loop thread;
     // cancellation handlers and owners' deinits, which may run on other threads, never touch the state
@@ -64,8 +64,8 @@ final class SocketCore: @unchecked Sendable {
         var queue: [Waiter] = []
     }
 
-    let loop: EventLoop
-    private(set) var fd: Int32
+    package let loop: EventLoop
+    package private(set) var fd: Int32
     private var readEvent = LibeventEvent()
     private var writeEvent = LibeventEvent()
     private var readTimer = LibeventEvent()
@@ -93,7 +93,7 @@ final class SocketCore: @unchecked Sendable {
         self.loop = loop
     }
 
-    var isClosed: Bool { fd < 0 }
+    package var isClosed: Bool { fd < 0 }
 
     deinit {
         // No events exist (they would keep this object alive), so closing here cannot race with libevent.
@@ -124,7 +124,7 @@ final class SocketCore: @unchecked Sendable {
 
     /// Clears the readiness hint of `direction`: the last syscall found nothing (more) to do. For reads, also
     /// after a short read (see "Readiness" above).
-    func markDrained(_ direction: IODirection) {
+    package func markDrained(_ direction: IODirection) {
         switch direction {
         case .read: readHint = false
         case .write: writeHint = false
@@ -259,7 +259,7 @@ final class SocketCore: @unchecked Sendable {
 
     /// Takes the operation lock of `direction` if it is free. Loop thread only.
     @inline(__always)
-    func tryAcquire(_ direction: IODirection) -> Bool {
+    package func tryAcquire(_ direction: IODirection) -> Bool {
         switch direction {
         case .read:
             if readLock.held { return false }
@@ -286,7 +286,7 @@ final class SocketCore: @unchecked Sendable {
 
     /// Releases the operation lock of `direction`, handing it to the next queued task if any.
     @inline(__always)
-    func release(_ direction: IODirection) {
+    package func release(_ direction: IODirection) {
         let next: Waiter?
         switch direction {
         case .read: next = Self.handOver(&readLock)
@@ -340,7 +340,7 @@ final class SocketCore: @unchecked Sendable {
 
     /// Closes the descriptor, frees the libevent events and wakes every waiter with `.closed`. Idempotent.
     /// Loop thread only.
-    func close() {
+    package func close() {
         guard fd >= 0 else { return }
         readEvent.free()
         writeEvent.free()
