@@ -44,6 +44,7 @@ let package = Package(
         example("ChatServer"),
         example("PortForwarder"),
         example("Soak"),
+        example("HTTPSGet", ["AsyncSocketsTLS"]),
     ],
     swiftLanguageModes: [.v6]
 )

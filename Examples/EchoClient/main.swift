@@ -55,8 +55,10 @@ func parseArguments() -> (endpoint: Endpoint, words: [String]) {
                 fail("--port needs a number 0-65535", status: 2)
             }
             port = number
+        case "--tls": break  // see TLS.swift
+        case "--ca-file", "--server-name": _ = arguments.popFirst()  // see TLS.swift
         case "-h", "--help":
-            print("usage: EchoClient [--host HOST] --port PORT [words...]   (without words: sends standard input)")
+            print("usage: EchoClient [--host HOST] --port PORT [--tls [--ca-file PEM] [--server-name NAME]] [words...]   (without words: sends standard input)")
             exit(0)
         default:
             words.append(argument)
@@ -83,6 +85,10 @@ func forEachStdinChunk(_ send: ([UInt8]) async throws -> Void) async throws {
 func main() async -> Int32 {
     let (endpoint, words) = parseArguments()
     do {
+        if tlsRequested {
+            try await runTLS(endpoint, words)
+            return 0
+        }
         let socket = try await AsyncSocket.connect(to: endpoint, timeout: .seconds(10))
         try await withThrowingTaskGroup(of: Void.self) { group in
             // The reader: print the echo as it arrives, until the server closes its side.

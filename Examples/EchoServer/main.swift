@@ -53,8 +53,9 @@ func parseArguments() -> (host: String, port: UInt16) {
         case "--port":
             guard let value = arguments.popFirst(), let number = UInt16(value) else { fail("--port needs a number 0-65535") }
             port = number
+        case "--tls-certificate", "--tls-key": _ = arguments.popFirst()  // see TLS.swift
         case "-h", "--help":
-            say("usage: EchoServer [--host HOST] [--port PORT]   (defaults: 127.0.0.1, 0 = any free port)")
+            say("usage: EchoServer [--host HOST] [--port PORT] [--tls-certificate PEM --tls-key PEM]   (defaults: 127.0.0.1, 0 = any free port)")
             exit(0)
         default:
             fail("unknown argument \(argument); try --help")
@@ -83,18 +84,23 @@ func main() async {
         return source
     }
 
-    say("listening on \(server.localAddress)")
+    let tls = tlsContext()
+    say("listening on \(server.localAddress)\(tls == nil ? "" : " (TLS)")")
 
     do {
-        try await server.serve { client in
-            // One buffer per connection, reused for every read: no allocation per read once it has grown.
-            var buffer: [UInt8] = []
-            buffer.reserveCapacity(64 * 1024)
-            while true {
-                buffer.removeAll(keepingCapacity: true)
-                let count = try await client.read(into: &buffer, upTo: 64 * 1024)
-                if count == 0 { return }          // the client shut down its side: we are done
-                try await client.write(buffer)
+        if let tls {
+            try await serveTLS(server, tls)
+        } else {
+            try await server.serve { client in
+                // One buffer per connection, reused for every read: no allocation per read once it has grown.
+                var buffer: [UInt8] = []
+                buffer.reserveCapacity(64 * 1024)
+                while true {
+                    buffer.removeAll(keepingCapacity: true)
+                    let count = try await client.read(into: &buffer, upTo: 64 * 1024)
+                    if count == 0 { return }          // the client shut down its side: we are done
+                    try await client.write(buffer)
+                }
             }
         }
     } catch {

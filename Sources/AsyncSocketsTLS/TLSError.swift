@@ -51,7 +51,7 @@ public struct TLSError: Error, Sendable, Hashable, CustomStringConvertible {
         if let address { text += " with \(address)" }
         text += " failed: \(reason)"
         if let verificationError { text += ": \(verificationError)" }
-        if kind == .certificateVerificationFailed, let serverName { text += " (expected host name \(serverName))" }
+        if kind == .certificateVerificationFailed, let serverName { text += " (checking the certificate for host name \(serverName))" }
         return text
     }
 }
