@@ -1,7 +1,7 @@
 import AsyncSockets
 
 extension AsyncServer {
-    /// ``AsyncServer/serve(idleTimeout:onError:handler:)`` with TLS: accepts clients until the server is closed
+    /// `AsyncServer/serve(idleTimeout:onError:handler:)` with TLS: accepts clients until the server is closed
     /// or the task is cancelled; each client's handshake runs inside that client's own child task, bounded by
     /// `handshakeTimeout`, so a silent or slow client never holds up accepting or other handshakes. The
     /// handler runs isolated to its ``TLSSocket`` on the client's event loop; the socket is closed (with

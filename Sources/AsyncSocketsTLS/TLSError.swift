@@ -4,7 +4,7 @@ import AsyncSockets
 /// OpenSSL's reason, for example
 /// `TLS handshake with 127.0.0.1:8443 failed: certificate verify failed: unable to get local issuer certificate`.
 ///
-/// Socket failures underneath (a reset, a timeout, a closed socket) are ``SocketError``s, as on ``AsyncSocket``.
+/// Socket failures underneath (a reset, a timeout, a closed socket) are `SocketError`s, as on `AsyncSocket`.
 public struct TLSError: Error, Sendable, Hashable, CustomStringConvertible {
     /// What kind of failure.
     public enum Kind: Sendable, Hashable {

@@ -3,7 +3,7 @@ internal import CTLSShim
 
 extension TLSSocket {
     /// Connects with TLS in one call: a Happy Eyeballs connect to `endpoint`
-    /// (``AsyncSocket/connect(to:timeout:sourceAddress:allErrors:happyEyeballsDelay:resolver:)``), then the
+    /// (`AsyncSocket/connect(to:timeout:sourceAddress:allErrors:happyEyeballsDelay:resolver:)`), then the
     /// handshake.
     ///
     /// The server's certificate is checked for `serverName` (the endpoint's host by default): a DNS name is
@@ -14,8 +14,8 @@ extension TLSSocket {
     ///   - context: a client ``TLSContext``.
     ///   - serverName: the name to verify and send, when it differs from `endpoint.host`.
     ///   - timeout: bounds each connect attempt and becomes the socket's ``timeout``.
-    ///   - handshakeTimeout: bounds the whole handshake (``SocketError`` `ETIMEDOUT`); nil: no bound.
-    /// - Throws: the connect's errors; ``TLSError`` (handshake or verification failure); ``SocketError``;
+    ///   - handshakeTimeout: bounds the whole handshake (`SocketError` `ETIMEDOUT`); nil: no bound.
+    /// - Throws: the connect's errors; ``TLSError`` (handshake or verification failure); `SocketError`;
     ///   `CancellationError`. Nothing stays open when it throws.
     public static func connect(to endpoint: Endpoint, context: TLSContext, serverName: String? = nil,
                                timeout: Duration? = nil,
@@ -33,8 +33,8 @@ extension TLSSocket {
     ///   - context: a client or server ``TLSContext``.
     ///   - serverName: clients: the host name (or IP address) to verify and send as SNI (names only).
     ///     Required when the context verifies host names.
-    ///   - handshakeTimeout: bounds the whole handshake (``SocketError`` `ETIMEDOUT`); nil: no bound.
-    /// - Throws: ``TLSError``, ``SocketError``, `CancellationError`. The socket is closed when it throws.
+    ///   - handshakeTimeout: bounds the whole handshake (`SocketError` `ETIMEDOUT`); nil: no bound.
+    /// - Throws: ``TLSError``, `SocketError`, `CancellationError`. The socket is closed when it throws.
     public static func upgrade(_ socket: AsyncSocket, context: TLSContext, serverName: String? = nil,
                                handshakeTimeout: Duration? = .seconds(30)) async throws -> TLSSocket {
         let configuration = context.configuration

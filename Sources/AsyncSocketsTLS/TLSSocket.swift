@@ -1,7 +1,7 @@
 import AsyncSockets
 internal import CTLSShim
 
-/// A TLS connection over an ``AsyncSocket``: the same surface (``read(upTo:)``, ``write(_:)-([UInt8])``,
+/// A TLS connection over an `AsyncSocket`: the same surface (``read(upTo:)``, ``write(_:)-([UInt8])``,
 /// ``shutdown(_:)``, ``close()``, ``timeout``, addresses), encrypted, plus what the handshake negotiated.
 ///
 /// Get one from ``connect(to:context:serverName:timeout:handshakeTimeout:)``,
@@ -12,18 +12,18 @@ internal import CTLSShim
 /// ## I/O
 /// OpenSSL runs over a BIO of ours that calls `recv` and `send(MSG_NOSIGNAL)` on the non-blocking descriptor
 /// (no `SIGPIPE`); when OpenSSL wants to read or write, the call waits for readiness on the socket's
-/// ``EventLoop``, like ``AsyncSocket``'s calls, and then retries the same OpenSSL call. The actor runs on the
+/// `EventLoop`, like `AsyncSocket`'s calls, and then retries the same OpenSSL call. The actor runs on the
 /// same loop as its socket: no thread hops.
 ///
 /// ## Concurrency rules
-/// As ``AsyncSocket``'s: concurrent writes never interleave, concurrent reads never lose bytes, a read and a
+/// As `AsyncSocket`'s: concurrent writes never interleave, concurrent reads never lose bytes, a read and a
 /// write may run at once (one TLS connection serves both: when a read needs to write or a write to read,
 /// the waits are shared, never lost), cancelling a waiting call throws `CancellationError` at once, and
-/// ``close()`` makes waiting calls throw ``SocketError`` `EBADF` promptly. A write that has to wait for room
+/// ``close()`` makes waiting calls throw `SocketError` `EBADF` promptly. A write that has to wait for room
 /// can be cancelled, but the connection is then unusable for writes (part of a record may have been sent):
 /// close it.
 ///
-/// The ``AsyncSocket`` underneath belongs to this object once upgraded: do not read, write or close it yourself.
+/// The `AsyncSocket` underneath belongs to this object once upgraded: do not read, write or close it yourself.
 /// A TLS socket that is no longer referenced closes its descriptor, without `close_notify`: call ``close()``.
 public actor TLSSocket: LoopBound {
     package nonisolated let core: SocketCore
@@ -39,10 +39,10 @@ public actor TLSSocket: LoopBound {
     public nonisolated let serverName: String?
 
     /// The default timeout of this socket's reads and writes; `nil` waits forever. Starts as the underlying
-    /// socket's ``AsyncSocket/timeout``.
+    /// socket's `AsyncSocket/timeout`.
     public var timeout: Duration?
 
-    /// The event loop whose thread runs this socket (the same as its ``AsyncSocket``'s).
+    /// The event loop whose thread runs this socket (the same as its `AsyncSocket`'s).
     public nonisolated var eventLoop: EventLoop { core.loop }
 
     /// The socket's executor: its event loop.
@@ -176,7 +176,7 @@ public actor TLSSocket: LoopBound {
     /// - Returns: the bytes; an empty array only at the end of the stream: the peer's `close_notify`
     ///   (or, with ``TLSConfiguration/allowsTruncation``, the end of the TCP stream).
     /// - Throws: ``TLSError`` (``TLSError/Kind/truncated`` when the stream ends without `close_notify`, the
-    ///   peer's alerts), ``SocketError`` (`EINVAL` when `maxBytes` is not positive, `ETIMEDOUT` after
+    ///   peer's alerts), `SocketError` (`EINVAL` when `maxBytes` is not positive, `ETIMEDOUT` after
     ///   ``timeout``, `ECONNRESET`, `EBADF` after ``close()``), or `CancellationError`.
     public func read(upTo maxBytes: Int) async throws -> [UInt8] {
         guard maxBytes > 0 else {
@@ -309,7 +309,7 @@ public actor TLSSocket: LoopBound {
     /// Encrypts and writes all of `bytes`, waiting for room as often as needed.
     ///
     /// Writes from concurrent tasks never interleave.
-    /// - Throws: ``SocketError`` (`EPIPE` or `ECONNRESET` when the peer is gone, `EPIPE` after
+    /// - Throws: `SocketError` (`EPIPE` or `ECONNRESET` when the peer is gone, `EPIPE` after
     ///   ``shutdown(_:)``, `ETIMEDOUT` after ``timeout`` without progress, `EBADF` after ``close()``),
     ///   ``TLSError``, or `CancellationError`.
     public func write(_ bytes: [UInt8]) async throws {
@@ -365,12 +365,12 @@ public actor TLSSocket: LoopBound {
 
     // MARK: Shutdown and close
 
-    /// Shuts down one or both directions. ``ShutdownDirection/write`` (and ``ShutdownDirection/both``) sends
+    /// Shuts down one or both directions. `ShutdownDirection/write` (and `ShutdownDirection/both`) sends
     /// `close_notify` (after any write in progress), then shuts down the socket's write side: the peer reads
-    /// the end of the stream; this side can go on reading (TLS 1.3). ``ShutdownDirection/read`` shuts down
+    /// the end of the stream; this side can go on reading (TLS 1.3). `ShutdownDirection/read` shuts down
     /// the socket's read side only.
     ///
-    /// - Throws: ``SocketError``, ``TLSError``, or `CancellationError`.
+    /// - Throws: `SocketError`, ``TLSError``, or `CancellationError`.
     public func shutdown(_ direction: ShutdownDirection) async throws {
         if direction != .read {
             try await lock(.write, "shutdown")
@@ -382,7 +382,7 @@ public actor TLSSocket: LoopBound {
 
     /// Sends `close_notify` (once, then closes): waits for room at most
     /// ``TLSConfiguration/closeTimeout``, and not at all when a write is in progress or the connection failed.
-    /// Idempotent. Calls waiting in reads or writes throw ``SocketError`` `EBADF` promptly.
+    /// Idempotent. Calls waiting in reads or writes throw `SocketError` `EBADF` promptly.
     public func close() async {
         if closed { return }
         closed = true
