@@ -31,6 +31,13 @@ enum TLSFixtures {
     }
 
     private static func make() async throws -> TLSCertificates {
+        // Directories left by earlier runs (their process is gone) are removed: nothing cleans up at exit.
+        for name in (try? FileManager.default.contentsOfDirectory(atPath: NSTemporaryDirectory())) ?? []
+        where name.hasPrefix("asyncsockets-tls-") {
+            if let pid = Int32(name.dropFirst("asyncsockets-tls-".count)), kill(pid, 0) != 0, errno == ESRCH {
+                try? FileManager.default.removeItem(atPath: NSTemporaryDirectory() + name)
+            }
+        }
         let directory = NSTemporaryDirectory() + "asyncsockets-tls-\(getpid())"
         try? FileManager.default.removeItem(atPath: directory)
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
