@@ -3,14 +3,15 @@ import PackageDescription
 
 let strict: [SwiftSetting] = [.enableUpcomingFeature("ExistentialAny")]
 
-func example(_ name: String) -> Target {
-    .executableTarget(name: name, dependencies: ["AsyncSockets"], path: "Examples/\(name)", swiftSettings: strict)
+func example(_ name: String, _ more: [Target.Dependency] = []) -> Target {
+    .executableTarget(name: name, dependencies: ["AsyncSockets"] + more, path: "Examples/\(name)", swiftSettings: strict)
 }
 
 let package = Package(
     name: "AsyncSockets",
     products: [
         .library(name: "AsyncSockets", targets: ["AsyncSockets"]),
+        .library(name: "AsyncSocketsTLS", targets: ["AsyncSocketsTLS"]),
     ],
     dependencies: [
         // Documentation only (`swift package generate-documentation`): adds no dependency to any target.
@@ -26,10 +27,19 @@ let package = Package(
         // The C surface Swift calls: libevent's headers stay inside shim.c (they clash with Glibc's fd_set).
         .target(name: "CLibeventShim", dependencies: ["CLibevent"]),
         .target(name: "AsyncSockets", dependencies: ["CLibeventShim"], swiftSettings: strict),
-        .testTarget(name: "AsyncSocketsTests", dependencies: ["AsyncSockets"], swiftSettings: strict),
+        .testTarget(name: "AsyncSocketsTests", dependencies: ["AsyncSockets", "AsyncSocketsTLS"], swiftSettings: strict),
+        // TLS over the system's OpenSSL 3: a second product, so that AsyncSockets alone links libevent only.
+        .systemLibrary(
+            name: "COpenSSL",
+            pkgConfig: "openssl",
+            providers: [.apt(["libssl-dev"]), .brew(["openssl@3"])]
+        ),
+        // OpenSSL's headers stay inside tls_shim.c (macros, STACK_OF): Swift sees opaque pointers only.
+        .target(name: "CTLSShim", dependencies: ["COpenSSL"]),
+        .target(name: "AsyncSocketsTLS", dependencies: ["AsyncSockets", "CTLSShim"], swiftSettings: strict),
         example("Demo"),
-        example("EchoServer"),
-        example("EchoClient"),
+        example("EchoServer", ["AsyncSocketsTLS"]),
+        example("EchoClient", ["AsyncSocketsTLS"]),
         example("HappyEyeballs"),
         example("ChatServer"),
         example("PortForwarder"),
@@ -39,6 +49,7 @@ let package = Package(
         .executableTarget(name: "AsyncSocketsProbe", dependencies: ["AsyncSockets"], path: "Tests/AsyncSocketsProbe",
                           swiftSettings: strict),
         example("DatagramEcho"),
+        example("HTTPSGet", ["AsyncSocketsTLS"]),
     ],
     swiftLanguageModes: [.v6]
 )

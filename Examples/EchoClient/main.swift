@@ -62,8 +62,10 @@ func parseArguments() -> (endpoint: Endpoint, words: [String], multipath: Bool) 
             port = number
         case "--multipath":
             multipath = true
+        case "--tls": break  // see TLS.swift
+        case "--ca-file", "--server-name": _ = arguments.popFirst()  // see TLS.swift
         case "-h", "--help":
-            print("usage: EchoClient [--host HOST] --port PORT [--multipath] [words...]   (without words: sends standard input)")
+            print("usage: EchoClient [--host HOST] --port PORT [--multipath] [--tls [--ca-file PEM] [--server-name NAME]] [words...]   (without words: sends standard input)")
             exit(0)
         default:
             words.append(argument)
@@ -90,6 +92,10 @@ func forEachStdinChunk(_ send: @Sendable ([UInt8]) async throws -> Void) async t
 func main() async -> Int32 {
     let (endpoint, words, multipath) = parseArguments()
     do {
+        if tlsRequested {
+            try await runTLS(endpoint, words)
+            return 0
+        }
         try await AsyncSocket.withConnection(to: endpoint, timeout: .seconds(10), multipath: multipath) { socket in
         if multipath {
             // Falling back to TCP is silent (no MPTCP in the kernel, or a server without it): say which it was.

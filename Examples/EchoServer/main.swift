@@ -62,8 +62,9 @@ func parseArguments() -> (host: String, port: UInt16, group: EventLoopGroup, mul
             group = EventLoopGroup(loopCount: count)
         case "--multipath":
             multipath = true
+        case "--tls-certificate", "--tls-key": _ = arguments.popFirst()  // see TLS.swift
         case "-h", "--help":
-            say("usage: EchoServer [--host HOST] [--port PORT] [--loops N] [--multipath]   (defaults: 127.0.0.1, 0 = any free port, one loop per core)")
+            say("usage: EchoServer [--host HOST] [--port PORT] [--loops N] [--multipath] [--tls-certificate PEM --tls-key PEM]   (defaults: 127.0.0.1, 0 = any free port, one loop per core)")
             exit(0)
         default:
             fail("unknown argument \(argument); try --help")
@@ -93,18 +94,23 @@ func main() async {
         return source
     }
 
-    say("listening on \(server.localAddress)")
+    let tls = tlsContext()
+    say("listening on \(server.localAddress)\(tls == nil ? "" : " (TLS)")")
 
     do {
-        try await server.serve { client in
-            // One buffer per connection, reused for every read: no allocation per read once it has grown.
-            var buffer: [UInt8] = []
-            buffer.reserveCapacity(64 * 1024)
-            while true {
-                buffer.removeAll(keepingCapacity: true)
-                let count = try await client.read(into: &buffer, upTo: 64 * 1024)
-                if count == 0 { return }          // the client shut down its side: we are done
-                try await client.write(buffer)
+        if let tls {
+            try await serveTLS(server, tls)
+        } else {
+            try await server.serve { client in
+                // One buffer per connection, reused for every read: no allocation per read once it has grown.
+                var buffer: [UInt8] = []
+                buffer.reserveCapacity(64 * 1024)
+                while true {
+                    buffer.removeAll(keepingCapacity: true)
+                    let count = try await client.read(into: &buffer, upTo: 64 * 1024)
+                    if count == 0 { return }          // the client shut down its side: we are done
+                    try await client.write(buffer)
+                }
             }
         }
     } catch {

@@ -49,7 +49,7 @@ internal import CLibeventShim
 /// The descriptor is created with `SOCK_NONBLOCK | SOCK_CLOEXEC`. A socket that is no longer referenced closes
 /// its descriptor (and removes the socket file of ``bind(unixPath:on:)``).
 public actor DatagramSocket: LoopBound {
-    nonisolated let core: SocketCore
+    package nonisolated let core: SocketCore
     /// The socket's address family.
     public nonisolated let family: SocketFamily
     /// The unix socket file this socket created by binding (removed by ``close()``), if any.

@@ -1,7 +1,7 @@
 /// An actor that runs on an ``EventLoop`` and owns a `SocketCore`: the suspending half of readiness waits
 /// and operation locks. The methods are isolated to the actor itself (statically), so no call here can hop
 /// off the loop thread between a syscall that found nothing to do and the wait that follows it.
-protocol LoopBound: Actor {
+package protocol LoopBound: Actor {
     nonisolated var core: SocketCore { get }
 }
 
@@ -9,7 +9,7 @@ extension LoopBound {
     /// Waits until the descriptor is ready in `direction`, `timeoutMicroseconds` pass (negative: never),
     /// the task is cancelled or the socket is closed. Call it after ``SocketCore/markDrained(_:)``.
     @inline(__always)
-    func waitReady(_ direction: IODirection, timeoutMicroseconds: Int64 = -1) async -> WaitOutcome {
+    package func waitReady(_ direction: IODirection, timeoutMicroseconds: Int64 = -1) async -> WaitOutcome {
         await suspend(direction, timeoutMicroseconds: timeoutMicroseconds, sleep: false)
     }
 
@@ -66,7 +66,7 @@ extension LoopBound {
     /// Takes the FIFO operation lock of `direction`: `.ready` when held (release it with
     /// ``SocketCore/release(_:)``), `.cancelled` or `.closed` otherwise.
     @inline(__always)
-    func acquire(_ direction: IODirection) async -> WaitOutcome {
+    package func acquire(_ direction: IODirection) async -> WaitOutcome {
         let core = self.core
         if core.isClosed { return .closed }
         if core.tryAcquire(direction) { return .ready }

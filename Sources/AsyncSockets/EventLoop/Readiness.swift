@@ -1,12 +1,12 @@
 /// Which way a socket waits: for data to read (or a connection to accept), or for room to write
 /// (or a connect to finish).
-enum IODirection {
+package enum IODirection {
     case read
     case write
 }
 
 /// How a wait ended.
-enum WaitOutcome {
+package enum WaitOutcome {
     /// The descriptor is ready (or, for a timer, the time passed).
     case ready
     /// The timeout passed first.

@@ -37,7 +37,7 @@ internal import CLibeventShim
 /// (one retain taken when the first event is created, released by ``close()``). Owners therefore must call
 /// ``close()`` when they go away (their `deinit` hands it to the loop thread): libevent can never call back
 /// into freed memory, and the descriptor number is not reused while libevent still knows it.
-final class SocketCore: @unchecked Sendable {
+package final class SocketCore: @unchecked Sendable {
     // @unchecked Sendable: every stored property except `loop` (immutable, Sendable), and the memory
     // `directions` points to, is read and written on the loop thread only. The owning actor's executor is
     // `loop`; libevent calls back on the loop thread; cancellation handlers and owners' deinits, which may run
@@ -45,8 +45,8 @@ final class SocketCore: @unchecked Sendable {
     // the loop thread. `deinit` itself runs only once no events exist (they hold a retain), so nothing can
     // race with it.
 
-    let loop: EventLoop
-    private(set) var fd: Int32
+    package let loop: EventLoop
+    package private(set) var fd: Int32
     /// The state of each direction, indexed by ``IODirection/index``: every operation below is written once,
     /// for either direction. Memory the core owns (allocated in `init`, freed in `deinit`) rather than two
     /// stored properties: Swift checks each access to a class's stored `var` for overlapping accesses at run
@@ -71,7 +71,7 @@ final class SocketCore: @unchecked Sendable {
         @inline(__always) unsafeMutableAddress { directions + direction.index }
     }
 
-    var isClosed: Bool { fd < 0 }
+    package var isClosed: Bool { fd < 0 }
 
     /// Whether a read may find data without waiting (see ``DirectionState/hint``).
     var readHint: Bool {
@@ -120,7 +120,7 @@ final class SocketCore: @unchecked Sendable {
     /// Clears the readiness hint of `direction`: the last syscall found nothing (more) to do. For reads, also
     /// after a short read (see "Readiness" above).
     @inline(__always)
-    func markDrained(_ direction: IODirection) {
+    package func markDrained(_ direction: IODirection) {
         self[direction].hint = false
     }
 
@@ -182,7 +182,7 @@ final class SocketCore: @unchecked Sendable {
 
     /// Takes the operation lock of `direction` if it is free. Loop thread only.
     @inline(__always)
-    func tryAcquire(_ direction: IODirection) -> Bool {
+    package func tryAcquire(_ direction: IODirection) -> Bool {
         self[direction].lock.tryAcquire()
     }
 
@@ -197,7 +197,7 @@ final class SocketCore: @unchecked Sendable {
 
     /// Releases the operation lock of `direction`, handing it to the next queued task if any.
     @inline(__always)
-    func release(_ direction: IODirection) {
+    package func release(_ direction: IODirection) {
         resume(self[direction].lock.handOver(), .ready)
     }
 
@@ -224,7 +224,7 @@ final class SocketCore: @unchecked Sendable {
 
     /// Closes the descriptor, frees the libevent events and wakes every waiter with `.closed`. Idempotent.
     /// Loop thread only.
-    func close() {
+    package func close() {
         guard fd >= 0 else { return }
         // The events first, so that libevent removes the descriptor from epoll before it is closed.
         let read = self[.read].close()

@@ -9,12 +9,12 @@ import Darwin
 /// A fixed-size stand-in for `ContinuousClock.Instant`: that type comes from a resilient library, so the compiler
 /// does not know its size, and every one held across an `await` costs the task a heap allocation
 /// (`swift_task_alloc`). Reads and writes keep a deadline across their waits, so this matters on the hot path.
-struct Deadline: Sendable {
+package struct Deadline: Sendable {
     /// Nanoseconds on `CLOCK_MONOTONIC`.
-    let nanoseconds: Int64
+    package let nanoseconds: Int64
 
     /// The deadline `duration` from now (saturating: a huge duration is a deadline far away, never an overflow).
-    static func after(_ duration: Duration) -> Deadline {
+    package static func after(_ duration: Duration) -> Deadline {
         let (seconds, attoseconds) = duration.components
         let (fromSeconds, overflow) = seconds.multipliedReportingOverflow(by: 1_000_000_000)
         let span = overflow ? (seconds < 0 ? Int64.min / 2 : Int64.max / 2) : fromSeconds + attoseconds / 1_000_000_000
@@ -23,7 +23,7 @@ struct Deadline: Sendable {
     }
 
     /// Microseconds left until the deadline, 0 once it has passed.
-    var remainingMicroseconds: Int64 {
+    package var remainingMicroseconds: Int64 {
         let left = nanoseconds.subtractingReportingOverflow(Self.now())
         if left.overflow { return nanoseconds > 0 ? Int64.max / 1000 : 0 }
         return max(0, left.partialValue / 1000)

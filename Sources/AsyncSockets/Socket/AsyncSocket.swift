@@ -42,7 +42,7 @@ internal import CLibeventShim
 /// TCP sockets have `TCP_NODELAY` set (use ``setOption(_:_:)`` to turn it off).
 /// A socket that is no longer referenced closes its descriptor.
 public actor AsyncSocket: LoopBound {
-    nonisolated let core: SocketCore
+    package nonisolated let core: SocketCore
     /// The address this socket connected to, for error messages (nil for pairs and until known).
     let peer: SocketAddress?
 

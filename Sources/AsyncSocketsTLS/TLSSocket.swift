@@ -1,0 +1,553 @@
+import AsyncSockets
+internal import CTLSShim
+
+/// A TLS connection over an `AsyncSocket`: the same surface (``read(upTo:)``, ``write(_:)-([UInt8])``,
+/// ``shutdown(_:)``, ``close()``, ``timeout``, addresses), encrypted, plus what the handshake negotiated.
+///
+/// Get one from ``connect(to:context:serverName:timeout:handshakeTimeout:)``,
+/// ``upgrade(_:context:serverName:handshakeTimeout:)`` (STARTTLS) or
+/// `AsyncServer.serveTLS(context:handshakeTimeout:idleTimeout:onError:handler:)`.
+/// The handshake is always complete, and the peer verified as configured, before you get the socket.
+///
+/// ## I/O
+/// OpenSSL runs over a BIO of ours that calls `recv` and `send(MSG_NOSIGNAL)` on the non-blocking descriptor
+/// (no `SIGPIPE`); when OpenSSL wants to read or write, the call waits for readiness on the socket's
+/// `EventLoop`, like `AsyncSocket`'s calls, and then retries the same OpenSSL call. The actor runs on the
+/// same loop as its socket: no thread hops.
+///
+/// ## Concurrency rules
+/// As `AsyncSocket`'s: concurrent writes never interleave, concurrent reads never lose bytes, a read and a
+/// write may run at once (one TLS connection serves both: when a read needs to write or a write to read,
+/// the waits are shared, never lost), cancelling a waiting call throws `CancellationError` at once, and
+/// ``close()`` makes waiting calls throw `SocketError` `EBADF` promptly. A write that has to wait for room
+/// can be cancelled, but the connection is then unusable for writes (part of a record may have been sent):
+/// close it.
+///
+/// The `AsyncSocket` underneath belongs to this object once upgraded: do not read, write or close it yourself.
+/// A TLS socket that is no longer referenced closes its descriptor, without `close_notify`: call ``close()``.
+public actor TLSSocket: LoopBound {
+    package nonisolated let core: SocketCore
+    /// The TCP socket underneath: keeps the descriptor open while this object lives.
+    private let socket: AsyncSocket
+    private let context: TLSContext
+    /// The SSL object and our BIO. Used on the loop thread only (this actor's executor).
+    private let handle: ConnectionHandle
+    private var connection: OpaquePointer { handle.pointer }
+    /// The peer, for error messages.
+    private let peer: SocketAddress?
+    /// The host name the server's certificate is checked against (clients).
+    public nonisolated let serverName: String?
+
+    /// The default timeout of this socket's reads and writes; `nil` waits forever. Starts as the underlying
+    /// socket's `AsyncSocket/timeout`.
+    public var timeout: Duration?
+
+    /// The event loop whose thread runs this socket (the same as its `AsyncSocket`'s).
+    public nonisolated var eventLoop: EventLoop { core.loop }
+
+    /// The socket's executor: its event loop.
+    public nonisolated var unownedExecutor: UnownedSerialExecutor { core.loop.asUnownedSerialExecutor() }
+
+    /// The negotiated protocol version, such as `"TLSv1.3"`.
+    public private(set) var protocolVersion = ""
+    /// The application protocol agreed through ALPN, or nil.
+    public private(set) var alpnProtocol: String?
+    /// The peer's certificate, if it sent one.
+    public private(set) var peerCertificate: TLSCertificate?
+    /// Servers: the name the client asked for (SNI), or nil.
+    public private(set) var requestedServerName: String?
+
+    // State of the connection (loop thread).
+    private var handshakeDone = false
+    private var receivedCloseNotify = false
+    private var sentCloseNotify = false
+    private var closed = false
+    /// A fatal failure: no more I/O on the SSL object and no `SSL_shutdown` (OpenSSL's rule).
+    private var failure: (any Error)?
+    /// A read result OpenSSL gave while `read` was draining already-buffered records, delivered to the next read.
+    private var stashedReadStatus: Int32?
+
+    // Shared readiness waits: one task waits on the core per direction; others wanting the same direction
+    // (a read that needs to write while a write waits for room, say) wait for that wait to end, then retry.
+    private var waitingAtCore: (read: Bool, write: Bool) = (false, false)
+    private var followers: [(id: UInt64, direction: IODirection, continuation: CheckedContinuation<WaitOutcome, Never>)] = []
+    private var nextFollowerID: UInt64 = 0
+
+    init(socket: AsyncSocket, context: TLSContext, descriptor: Int32, timeout: Duration?, serverName: String?) throws {
+        self.socket = socket
+        self.core = socket.core
+        self.context = context
+        self.peer = socket.transportPeer
+        self.timeout = timeout
+        self.serverName = serverName
+        var error = [CChar](repeating: 0, count: 512)
+        guard let connection = ats_conn_new(context.pointer, descriptor, &error, error.count) else {
+            throw TLSError(kind: .handshakeFailed, operation: "TLS handshake", address: socket.transportPeer,
+                           reason: String(decoding: error.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self))
+        }
+        self.handle = ConnectionHandle(connection)
+    }
+
+    /// Sets ``timeout``.
+    public func setTimeout(_ timeout: Duration?) {
+        self.timeout = timeout
+    }
+
+    /// Whether ``close()`` has been called (or the socket underneath was closed).
+    public var isClosed: Bool { closed || core.isClosed }
+
+    /// The address this socket is bound to.
+    public var localAddress: SocketAddress {
+        get async throws { try await socket.localAddress }
+    }
+
+    /// The address of the peer.
+    public var remoteAddress: SocketAddress {
+        get async throws { try await socket.remoteAddress }
+    }
+
+    /// SSL objects alive in the process (for leak checks).
+    package static var liveConnectionCount: Int { ats_live_connections() }
+
+    // MARK: Handshake
+
+    /// Sets the host name to verify and send as SNI (clients), then runs the handshake, bounded by `limit`.
+    func handshake(limit: Duration?, verifyHost: Bool) async throws {
+        if let serverName {
+            let isIP = ats_is_ip_address(serverName) != 0
+            guard ats_conn_set_host(connection, serverName, isIP ? 1 : 0, verifyHost ? 1 : 0) != 0 else {
+                throw TLSError(kind: .configuration, operation: "TLS handshake", address: peer, serverName: serverName,
+                               reason: "\(String(cString: ats_conn_error(connection))): \"\(serverName)\"")
+            }
+        }
+        // Both directions: nothing else may run on the connection during the handshake.
+        try await lock(.read, "TLS handshake")
+        defer { core.release(.read) }
+        try await lock(.write, "TLS handshake")
+        defer { core.release(.write) }
+        let deadline = limit.map { Deadline.after($0) }
+        while true {
+            if core.isClosed { throw socket.transportClosedError("TLS handshake") }
+            let status = ats_conn_handshake(connection)
+            switch status {
+            case Int32(ATS_OK):
+                handshakeDone = true
+                recordNegotiated()
+                return
+            case Int32(ATS_WANT_READ):
+                _ = try await wait(.read, "TLS handshake", limit: limit, deadline: deadline)
+            case Int32(ATS_WANT_WRITE):
+                _ = try await wait(.write, "TLS handshake", limit: limit, deadline: deadline)
+            case Int32(ATS_CLOSED), Int32(ATS_TRUNCATED):
+                throw fail(TLSError(kind: .handshakeFailed, operation: "TLS handshake", address: peer,
+                                    serverName: serverName, reason: "the peer closed the connection during the handshake"))
+            default:
+                throw fail(error(status, "TLS handshake", handshake: true))
+            }
+        }
+    }
+
+    private func recordNegotiated() {
+        protocolVersion = String(cString: ats_conn_version(connection))
+        var protocolPointer: UnsafePointer<UInt8>?
+        let length = ats_conn_alpn(connection, &protocolPointer)
+        if length > 0, let protocolPointer {
+            alpnProtocol = String(decoding: UnsafeBufferPointer(start: protocolPointer, count: length), as: UTF8.self)
+        }
+        if let name = ats_conn_server_name(connection), context.isServer { requestedServerName = String(cString: name) }
+        var der: UnsafeMutablePointer<UInt8>?
+        let count = ats_conn_peer_certificate_der(connection, &der)
+        if count > 0, let der {
+            let bytes = Array(UnsafeBufferPointer(start: der, count: count))
+            ats_free(der)
+            var subject = ""
+            if let text = ats_conn_peer_subject(connection) {
+                subject = String(cString: text)
+                ats_free(text)
+            }
+            peerCertificate = TLSCertificate(subject: subject, der: bytes)
+        }
+    }
+
+    // MARK: Reading
+
+    /// Reads at least one and at most `maxBytes` decrypted bytes, waiting until some arrive.
+    ///
+    /// - Returns: the bytes; an empty array only at the end of the stream: the peer's `close_notify`
+    ///   (or, with ``TLSConfiguration/allowsTruncation``, the end of the TCP stream).
+    /// - Throws: ``TLSError`` (``TLSError/Kind/truncated`` when the stream ends without `close_notify`, the
+    ///   peer's alerts), `SocketError` (`EINVAL` when `maxBytes` is not positive, `ETIMEDOUT` after
+    ///   ``timeout``, `ECONNRESET`, `EBADF` after ``close()``), or `CancellationError`.
+    public func read(upTo maxBytes: Int) async throws -> [UInt8] {
+        guard maxBytes > 0 else {
+            throw socket.transportInvalidArgument("read(upTo:)", "maxBytes must be positive, got \(maxBytes)")
+        }
+        try await lock(.read, "read")
+        defer { core.release(.read) }
+        var bytes: [UInt8] = []
+        var deadline: Deadline?
+        while try readStep(upTo: maxBytes, { bytes = Array($0) }) == nil {
+            deadline = try await wait(pendingDirection, "read", limit: timeout, deadline: deadline)
+        }
+        return bytes
+    }
+
+    /// Reads at least one and at most `maxBytes` decrypted bytes and appends them to `buffer`.
+    ///
+    /// - Returns: the number of bytes appended; `0` only at the end of the stream.
+    /// - Throws: as ``read(upTo:)``.
+    public func read(into buffer: inout [UInt8], upTo maxBytes: Int) async throws -> Int {
+        guard maxBytes > 0 else {
+            throw socket.transportInvalidArgument("read(into:upTo:)", "maxBytes must be positive, got \(maxBytes)")
+        }
+        try await lock(.read, "read")
+        defer { core.release(.read) }
+        var deadline: Deadline?
+        while true {
+            if let n = try readStep(upTo: maxBytes, { buffer.append(contentsOf: $0) }) { return n }
+            deadline = try await wait(pendingDirection, "read", limit: timeout, deadline: deadline)
+        }
+    }
+
+    /// Reads exactly `count` decrypted bytes.
+    ///
+    /// - Throws: `IncompleteReadError` if the stream ends first; otherwise as ``read(upTo:)``.
+    public func read(exactly count: Int) async throws -> [UInt8] {
+        guard count >= 0 else {
+            throw socket.transportInvalidArgument("read(exactly:)", "count must not be negative, got \(count)")
+        }
+        try await lock(.read, "read")
+        defer { core.release(.read) }
+        if count == 0 { try checkUsable("read"); return [] }
+        var bytes: [UInt8] = []
+        bytes.reserveCapacity(min(count, 16 << 20))
+        var deadline: Deadline?
+        var sinceYield = 0
+        while bytes.count < count {
+            guard let n = try readStep(upTo: count - bytes.count, { bytes.append(contentsOf: $0) }) else {
+                deadline = try await wait(pendingDirection, "read", limit: timeout, deadline: deadline)
+                continue
+            }
+            if n == 0 { throw IncompleteReadError(partial: bytes, expected: count) }
+            deadline = nil
+            sinceYield += n
+            if sinceYield >= Self.fairnessQuantum, bytes.count < count {
+                // Plenty of data kept arriving: let the loop's other work run before going on.
+                sinceYield = 0
+                await Task.yield()
+            }
+        }
+        return bytes
+    }
+
+    /// The direction the last step that could not finish is waiting for.
+    private var pendingDirection: IODirection = .read
+
+    /// One synchronous read step: OpenSSL's `SSL_read_ex` into the loop's scratch buffer, then more while
+    /// OpenSSL already holds bytes (`SSL_has_pending`), up to `limit`; `deliver` copies them out in the same step.
+    /// Returns the count (0 at the end of the stream), or nil when the caller must wait for
+    /// ``pendingDirection`` and call again.
+    private func readStep(upTo limit: Int, _ deliver: (UnsafeRawBufferPointer) -> Void) throws -> Int? {
+        if receivedCloseNotify { return 0 }
+        try checkUsable("read")
+        let scratch = socket.transportScratch
+        let limit = min(limit, scratch.count)
+        var status: Int32
+        var count = 0
+        if let stashed = stashedReadStatus {
+            stashedReadStatus = nil
+            status = stashed
+        } else {
+            var done = 0
+            status = ats_conn_read(connection, scratch.baseAddress, limit, &done)
+            if status == Int32(ATS_OK) {
+                count = done
+                while count < limit, ats_conn_has_pending(connection) != 0 {
+                    let next = ats_conn_read(connection, scratch.baseAddress! + count, limit - count, &done)
+                    if next == Int32(ATS_OK) {
+                        count += done
+                    } else {
+                        if next != Int32(ATS_WANT_READ) { stashedReadStatus = next }
+                        break
+                    }
+                }
+            }
+        }
+        switch status {
+        case Int32(ATS_OK):
+            deliver(UnsafeRawBufferPointer(rebasing: scratch[..<count]))
+            return count
+        case Int32(ATS_WANT_READ):
+            pendingDirection = .read
+            return nil
+        case Int32(ATS_WANT_WRITE):
+            pendingDirection = .write
+            return nil
+        case Int32(ATS_CLOSED):
+            receivedCloseNotify = true
+            return 0
+        default:
+            if status == Int32(ATS_TRUNCATED) || (status == Int32(ATS_SYSCALL) && ats_conn_errno(connection) == 0) {
+                if context.configuration.allowsTruncation {
+                    receivedCloseNotify = true
+                    return 0
+                }
+                throw fail(TLSError(kind: .truncated, operation: "read", address: peer, serverName: serverName,
+                                    reason: "the stream ended without close_notify (truncated)"))
+            }
+            throw fail(error(status, "read", handshake: false))
+        }
+    }
+
+    /// Work done without giving the loop back, at most: 1 MiB (then `Task.yield`).
+    static let fairnessQuantum = 1 << 20
+    /// The most bytes handed to one `SSL_write_ex`.
+    static let writeChunk = 256 << 10
+
+    // MARK: Writing
+
+    /// Encrypts and writes all of `bytes`, waiting for room as often as needed.
+    ///
+    /// Writes from concurrent tasks never interleave.
+    /// - Throws: `SocketError` (`EPIPE` or `ECONNRESET` when the peer is gone, `EPIPE` after
+    ///   ``shutdown(_:)``, `ETIMEDOUT` after ``timeout`` without progress, `EBADF` after ``close()``),
+    ///   ``TLSError``, or `CancellationError`.
+    public func write(_ bytes: [UInt8]) async throws {
+        try await send(bytes[...])
+    }
+
+    /// Encrypts and writes all of `bytes` (see ``write(_:)-([UInt8])``).
+    public func write(_ bytes: ArraySlice<UInt8>) async throws {
+        try await send(bytes)
+    }
+
+    /// Encrypts and writes the UTF-8 bytes of `text` (see ``write(_:)-([UInt8])``).
+    public func write(_ text: String) async throws {
+        try await send(Array(text.utf8)[...])
+    }
+
+    private func send(_ bytes: ArraySlice<UInt8>) async throws {
+        try await lock(.write, "write")
+        defer { core.release(.write) }
+        try checkUsable("write")
+        if sentCloseNotify {
+            throw SocketError(code: 32 /* EPIPE */, operation: "write", address: peer, detail: "close_notify was already sent")
+        }
+        var offset = bytes.startIndex
+        var deadline: Deadline?
+        var sinceYield = 0
+        while offset < bytes.endIndex {
+            try checkUsable("write")
+            // After a wait, the same call again with the same bytes (OpenSSL's rule): `offset` only moves on success.
+            let length = min(bytes.endIndex - offset, Self.writeChunk)
+            var done = 0
+            let status = bytes[offset..<(offset + length)].withUnsafeBytes {
+                ats_conn_write(connection, $0.baseAddress, $0.count, &done)
+            }
+            switch status {
+            case Int32(ATS_OK):
+                offset += done
+                deadline = nil
+                sinceYield += done
+                if sinceYield >= Self.fairnessQuantum, offset < bytes.endIndex {
+                    sinceYield = 0
+                    await Task.yield()
+                }
+            case Int32(ATS_WANT_WRITE):
+                deadline = try await wait(.write, "write", limit: timeout, deadline: deadline)
+            case Int32(ATS_WANT_READ):
+                deadline = try await wait(.read, "write", limit: timeout, deadline: deadline)
+            default:
+                throw fail(error(status, "write", handshake: false))
+            }
+        }
+    }
+
+    // MARK: Shutdown and close
+
+    /// Shuts down one or both directions. `ShutdownDirection/write` (and `ShutdownDirection/both`) sends
+    /// `close_notify` (after any write in progress), then shuts down the socket's write side: the peer reads
+    /// the end of the stream; this side can go on reading (TLS 1.3). `ShutdownDirection/read` shuts down
+    /// the socket's read side only.
+    ///
+    /// - Throws: `SocketError`, ``TLSError``, or `CancellationError`.
+    public func shutdown(_ direction: ShutdownDirection) async throws {
+        if direction != .read {
+            try await lock(.write, "shutdown")
+            defer { core.release(.write) }
+            try await sendCloseNotify(limit: timeout)
+        }
+        try await socket.shutdown(direction)
+    }
+
+    /// Sends `close_notify` (once, then closes): waits for room at most
+    /// ``TLSConfiguration/closeTimeout``, and not at all when a write is in progress or the connection failed.
+    /// Idempotent. Calls waiting in reads or writes throw `SocketError` `EBADF` promptly.
+    public func close() async {
+        if closed { return }
+        closed = true
+        if handshakeDone, failure == nil, !sentCloseNotify, !core.isClosed, core.tryAcquire(.write) {
+            defer { core.release(.write) }
+            try? await sendCloseNotify(limit: context.configuration.closeTimeout)
+        }
+        core.close()
+    }
+
+    /// Sends `close_notify` unless already sent; the caller holds the write lock.
+    private func sendCloseNotify(limit: Duration?) async throws {
+        if sentCloseNotify || failure != nil || !handshakeDone { return }
+        var deadline: Deadline?
+        while true {
+            if core.isClosed { throw socket.transportClosedError("close_notify") }
+            let status = ats_conn_shutdown(connection)
+            switch status {
+            case Int32(ATS_OK), Int32(ATS_WANT_READ), Int32(ATS_CLOSED):
+                sentCloseNotify = true
+                return
+            case Int32(ATS_WANT_WRITE):
+                deadline = try await wait(.write, "close_notify", limit: limit, deadline: deadline)
+            default:
+                throw fail(error(status, "close_notify", handshake: false))
+            }
+        }
+    }
+
+    // MARK: Helpers
+
+    private func checkUsable(_ operation: String) throws {
+        if closed || core.isClosed { throw socket.transportClosedError(operation) }
+        if let failure { throw failure }
+    }
+
+    /// Records a fatal failure (no more I/O, no `SSL_shutdown`) and returns it.
+    private func fail(_ error: any Error) -> any Error {
+        if failure == nil { failure = error }
+        return error
+    }
+
+    /// The error for a failed OpenSSL call (`ATS_SYSCALL` or `ATS_FAILED`), read right after it.
+    private func error(_ status: Int32, _ operation: String, handshake: Bool) -> any Error {
+        if status == Int32(ATS_SYSCALL) {
+            let code = ats_conn_errno(connection)
+            if code != 0 { return SocketError(code: code, operation: operation, address: peer) }
+            return TLSError(kind: handshake ? .handshakeFailed : .truncated, operation: operation, address: peer,
+                            serverName: serverName, reason: "the peer closed the connection")
+        }
+        let reason = String(cString: ats_conn_error(connection))
+        let verification = ats_conn_verify_error(connection).map { String(cString: $0) }
+        let kind: TLSError.Kind = verification != nil ? .certificateVerificationFailed
+            : handshake ? .handshakeFailed : .protocolFailure
+        return TLSError(kind: kind, operation: operation, address: peer, serverName: serverName, reason: reason,
+                        verificationError: verification)
+    }
+
+    /// Takes the socket's operation lock of `direction` (FIFO).
+    private func lock(_ direction: IODirection, _ operation: String) async throws {
+        if core.tryAcquire(direction) { return }
+        switch await acquire(direction) {
+        case .ready: return
+        case .cancelled: throw CancellationError()
+        case .closed: throw socket.transportClosedError(operation)
+        case .timedOut: throw socket.transportTimedOutError(operation, after: timeout)
+        case .failed(let code): throw SocketError(code: code, operation: operation, address: peer)
+        }
+    }
+
+    /// Waits for readiness in `direction`, bounded by `limit` from `deadline` (nil: from now). One task waits
+    /// on the socket per direction; another one wanting the same direction waits for that wait to end.
+    private func wait(_ direction: IODirection, _ operation: String, limit: Duration?,
+                      deadline: Deadline?) async throws -> Deadline? {
+        var micros: Int64 = -1
+        var deadline = deadline
+        if let limit {
+            let end = deadline ?? Deadline.after(limit)
+            deadline = end
+            micros = end.remainingMicroseconds
+            if micros == 0 { throw timedOut(operation, limit) }
+        }
+        core.markDrained(direction)
+        let outcome: WaitOutcome
+        if direction == .read ? waitingAtCore.read : waitingAtCore.write {
+            outcome = await follow(direction)
+        } else {
+            if direction == .read { waitingAtCore.read = true } else { waitingAtCore.write = true }
+            outcome = await waitReady(direction, timeoutMicroseconds: micros)
+            if direction == .read { waitingAtCore.read = false } else { waitingAtCore.write = false }
+            wakeFollowers(direction)
+        }
+        switch outcome {
+        case .ready: return deadline
+        case .timedOut:
+            if let deadline, deadline.remainingMicroseconds > 0 { return deadline }  // libevent's coarse clock
+            throw timedOut(operation, limit)
+        case .cancelled: throw CancellationError()
+        case .closed: throw socket.transportClosedError(operation)
+        case .failed(let code): throw SocketError(code: code, operation: operation, address: peer, detail: "event_add failed")
+        }
+    }
+
+    private func timedOut(_ operation: String, _ limit: Duration?) -> any Error {
+        socket.transportTimedOutError(operation, after: limit)
+    }
+
+    /// Waits until the task waiting on the socket in `direction` is woken (`.ready`: try again), or this
+    /// task is cancelled.
+    private func follow(_ direction: IODirection) async -> WaitOutcome {
+        nextFollowerID &+= 1
+        let id = nextFollowerID
+        return await withTaskCancellationHandler {
+            await withCheckedContinuation { continuation in
+                if Task.isCancelled { return continuation.resume(returning: .cancelled) }
+                followers.append((id, direction, continuation))
+            }
+        } onCancel: {
+            Task { await self.cancelFollower(id) }
+        }
+    }
+
+    private func wakeFollowers(_ direction: IODirection) {
+        guard !followers.isEmpty else { return }
+        var kept: [(id: UInt64, direction: IODirection, continuation: CheckedContinuation<WaitOutcome, Never>)] = []
+        for follower in followers {
+            if follower.direction == direction {
+                follower.continuation.resume(returning: core.isClosed ? .closed : .ready)
+            } else {
+                kept.append(follower)
+            }
+        }
+        followers = kept
+    }
+
+    private func cancelFollower(_ id: UInt64) {
+        guard let index = followers.firstIndex(where: { $0.id == id }) else { return }
+        followers.remove(at: index).continuation.resume(returning: .cancelled)
+    }
+}
+
+/// Owns an `ats_conn *` (the SSL object and our BIO), freed with the last reference: the actor's, once no
+/// call can be using it. `SSL_free` does no I/O (no `close_notify`).
+private final class ConnectionHandle {
+    let pointer: OpaquePointer
+
+    init(_ pointer: OpaquePointer) {
+        self.pointer = pointer
+    }
+
+    deinit {
+        ats_conn_free(pointer)
+    }
+}
+
+/// A peer's certificate.
+public struct TLSCertificate: Sendable, Hashable {
+    /// The subject's distinguished name (RFC 2253), such as `"CN=localhost,O=Example"`.
+    public var subject: String
+    /// The certificate in DER.
+    public var der: [UInt8]
+
+    /// Creates the value.
+    public init(subject: String, der: [UInt8]) {
+        self.subject = subject
+        self.der = der
+    }
+}
