@@ -146,7 +146,11 @@ private typealias F = TLSFixtures
             try await anonymous.write("hi")
             _ = try await anonymous.read(upTo: 10)
         }
-        #expect((error as? TLSError)?.reason.contains("certificate required") == true, "\(String(describing: error))")
+        // The server may also have closed before the client's write (it runs on another event loop): then the
+        // write meets a reset. Either way the server reports the missing certificate (checked below).
+        let refused = (error as? TLSError)?.reason.contains("certificate required") == true
+            || (error as? SocketError).map { $0.code == ECONNRESET || $0.code == EPIPE } == true
+        #expect(refused, "\(String(describing: error))")
         await anonymous.close()
         // With one.
         let (chain, key) = certificates.identity("client")
@@ -161,6 +165,7 @@ private typealias F = TLSFixtures
         try await task.value
         #expect(subjects.withLock { $0 } == ["CN=test client"])
         #expect(serverErrors.withLock { $0 }.count == 1)
+        #expect(serverErrors.withLock { $0 }.first?.contains("certificate") == true, "\(serverErrors.withLock { $0 })")
     } }
 
     @Test func alpnPicksTheServersFirstChoiceTheClientOffers() async throws { try await withDescriptorCheck {
