@@ -419,7 +419,7 @@ public actor AsyncSocket: LoopBound {
     ///
     /// Synchronous and inlined, so that a read that finds data allocates nothing and never suspends.
     @inline(__always)
-    private func tryReceive(_ operation: String, upTo limit: Int, _ attempt: (Int32) -> Int) throws -> Int? {
+    func tryReceive(_ operation: String, upTo limit: Int, _ attempt: (Int32) -> Int) throws -> Int? {
         let fd = core.fd
         guard fd >= 0 else { throw SocketError.closed(operation, address: peer) }
         if !core.readHint, handsLoopBack { return nil }
@@ -489,17 +489,17 @@ public actor AsyncSocket: LoopBound {
     /// offset. The caller's ``waitFor(_:_:deadline:)`` then waits for room, or hands the loop back. Synchronous:
     /// the usual write allocates nothing and never suspends.
     @inline(__always)
-    private func trySend(_ bytes: ArraySlice<UInt8>, from offset: Int) throws -> Int {
+    func trySend(_ bytes: ArraySlice<UInt8>, from offset: Int, _ operation: String = "write") throws -> Int {
         var offset = offset
         while offset < bytes.endIndex {
             let fd = core.fd
-            guard fd >= 0 else { throw SocketError.closed("write", address: peer) }
+            guard fd >= 0 else { throw SocketError.closed(operation, address: peer) }
             if writeBudget.isSpent {
                 if handsLoopBack { return offset }
                 if Task.isCancelled { throw CancellationError() }
             }
             let end = offset + min(bytes.endIndex - offset, IOBudget.maxBytes)
-            switch try Syscall.nonBlocking("write", address: peer, {
+            switch try Syscall.nonBlocking(operation, address: peer, {
                 bytes[offset..<end].withUnsafeBytes { as_send(fd, $0.baseAddress, UInt($0.count)) }
             }) {
             case .processed(let n):
@@ -542,13 +542,13 @@ public actor AsyncSocket: LoopBound {
 
     // MARK: Helpers
 
-    private func checkOpen(_ operation: String) throws {
+    func checkOpen(_ operation: String) throws {
         if core.isClosed { throw SocketError.closed(operation, address: peer) }
     }
 
     /// Takes the operation lock of `direction` when ``SocketCore/tryAcquire(_:)`` found it held: queues
     /// behind the holder.
-    private func lock(_ direction: IODirection, _ operation: String) async throws {
+    func lock(_ direction: IODirection, _ operation: String) async throws {
         switch await acquire(direction) {
         case .ready: return
         case .cancelled: throw CancellationError()
@@ -565,7 +565,7 @@ public actor AsyncSocket: LoopBound {
     /// When the direction's turn is spent (``IOBudget``) it hands the loop back instead: the loop polls once,
     /// runs what is due, and the call goes on, with a new turn (or throws `CancellationError`).
     @inline(__always)
-    private func waitFor(_ direction: IODirection, _ operation: String,
+    func waitFor(_ direction: IODirection, _ operation: String,
                          deadline: Deadline?) async throws -> Deadline? {
         if direction == .read ? readBudget.isSpent : writeBudget.isSpent {
             try await handBack(direction, operation)
