@@ -34,7 +34,8 @@ extension DatagramSocket {
         if dualStackIPv6 && family != .ipv6 {
             throw SocketError.invalidArgument(operation, "dualStackIPv6 requires family .ipv6, got \(family)")
         }
-        let address = try localAddress(host: host, port: port, family: family)
+        let address = try BindAddress.resolve(host: host, port: port, family: family,
+                                              operation: "DatagramSocket.bind(host:port:)", owner: "socket")
         return try bind(to: address, reusePort: reusePort, broadcast: broadcast, dualStackIPv6: dualStackIPv6,
                         on: loop)
     }
@@ -122,44 +123,10 @@ extension DatagramSocket {
 
     private static func configure(_ fd: Int32, family: SocketFamily, address: SocketAddress?, reusePort: Bool,
                                   broadcast: Bool, dualStackIPv6: Bool) throws {
-        if reusePort { try setFlag(fd, SOL_SOCKET, SO_REUSEPORT, true, "SO_REUSEPORT", address) }
-        if broadcast { try setFlag(fd, SOL_SOCKET, SO_BROADCAST, true, "SO_BROADCAST", address) }
+        if reusePort { try BindAddress.setFlag(fd, SOL_SOCKET, SO_REUSEPORT, true, "SO_REUSEPORT", address) }
+        if broadcast { try BindAddress.setFlag(fd, SOL_SOCKET, SO_BROADCAST, true, "SO_BROADCAST", address) }
         if family == .ipv6 {
-            try setFlag(fd, Int32(IPPROTO_IPV6), IPV6_V6ONLY, !dualStackIPv6, "IPV6_V6ONLY", address)
-        }
-    }
-
-    private static func setFlag(_ fd: Int32, _ level: Int32, _ name: Int32, _ value: Bool, _ label: String,
-                                _ address: SocketAddress?) throws {
-        var raw: Int32 = value ? 1 : 0
-        _ = try Syscall.call("setsockopt", address: address, detail: label) {
-            setsockopt(fd, level, name, &raw, socklen_t(MemoryLayout<Int32>.size))
-        }
-    }
-
-    /// The address to bind for `host` (numeric, a name, or `""` for every interface) in `family`.
-    private static func localAddress(host: String, port: UInt16, family: SocketFamily) throws -> SocketAddress {
-        if host.utf8.contains(0) {
-            throw SocketError.invalidArgument("DatagramSocket.bind(host:port:)", "the host contains a NUL byte: \(host.debugDescription)")
-        }
-        if host.isEmpty {
-            return family == .ipv4 ? try SocketAddress(ipv4: "0.0.0.0", port: port) : try SocketAddress(ipv6: "::", port: port)
-        }
-        if let numeric = try? SocketAddress(numericHost: host, port: port) {
-            guard numeric.family == family else {
-                throw SocketError(code: EAFNOSUPPORT, operation: "bind", address: numeric,
-                                  detail: "\(host) is an \(numeric.family) address but the socket's family is \(family)")
-            }
-            return numeric
-        }
-        switch SystemResolver.lookup(Endpoint(host: host, port: port)) {
-        case .success(let addresses):
-            guard let address = addresses.first(where: { $0.family == family }) else {
-                throw SocketError(code: EAFNOSUPPORT, operation: "resolve", detail: "\(host) has no \(family) address")
-            }
-            return address
-        case .failure(let error):
-            throw error
+            try BindAddress.setFlag(fd, Int32(IPPROTO_IPV6), IPV6_V6ONLY, !dualStackIPv6, "IPV6_V6ONLY", address)
         }
     }
 }

@@ -67,12 +67,13 @@ public final class AsyncServer: Sendable {
                 throw SocketError(code: EAFNOSUPPORT, operation: "AsyncServer(host:port:)", detail: "dual-stack IPv6 is not supported on this platform")
             }
         }
-        let address = try Self.bindAddress(host: host, port: port, family: family)
+        let address = try BindAddress.resolve(host: host, port: port, family: family, operation: "AsyncServer(host:port:)",
+                                                owner: "server")
         try self.init(address: address, backlog: backlog, multipath: multipath, group: group) { fd in
-            try Self.setFlag(fd, SOL_SOCKET, SO_REUSEADDR, true, "SO_REUSEADDR", address)
-            if reusePort { try Self.setFlag(fd, SOL_SOCKET, SO_REUSEPORT, true, "SO_REUSEPORT", address) }
+            try BindAddress.setFlag(fd, SOL_SOCKET, SO_REUSEADDR, true, "SO_REUSEADDR", address)
+            if reusePort { try BindAddress.setFlag(fd, SOL_SOCKET, SO_REUSEPORT, true, "SO_REUSEPORT", address) }
             if family == .ipv6 {
-                try Self.setFlag(fd, Int32(IPPROTO_IPV6), IPV6_V6ONLY, !dualStackIPv6, "IPV6_V6ONLY", address)
+                try BindAddress.setFlag(fd, Int32(IPPROTO_IPV6), IPV6_V6ONLY, !dualStackIPv6, "IPV6_V6ONLY", address)
             }
         }
     }
@@ -171,41 +172,6 @@ public final class AsyncServer: Sendable {
         core.loop.executeAndWait {
             if !core.isClosed, let path { unlink(path) }
             core.close()
-        }
-    }
-
-    // MARK: Setup helpers
-
-    private static func bindAddress(host: String, port: UInt16, family: SocketFamily) throws -> SocketAddress {
-        if host.utf8.contains(0) {
-            throw SocketError.invalidArgument("AsyncServer(host:port:)", "the host contains a NUL byte: \(host.debugDescription)")
-        }
-        if host.isEmpty {
-            return family == .ipv4 ? try SocketAddress(ipv4: "0.0.0.0", port: port) : try SocketAddress(ipv6: "::", port: port)
-        }
-        if let numeric = try? SocketAddress(numericHost: host, port: port) {
-            guard numeric.family == family else {
-                throw SocketError(code: EAFNOSUPPORT, operation: "bind", address: numeric,
-                                  detail: "\(host) is an \(numeric.family) address but the server's family is \(family)")
-            }
-            return numeric
-        }
-        switch SystemResolver.lookup(Endpoint(host: host, port: port)) {
-        case .success(let addresses):
-            guard let address = addresses.first(where: { $0.family == family }) else {
-                throw SocketError(code: EAFNOSUPPORT, operation: "resolve", detail: "\(host) has no \(family) address")
-            }
-            return address
-        case .failure(let error):
-            throw error
-        }
-    }
-
-    private static func setFlag(_ fd: Int32, _ level: Int32, _ name: Int32, _ value: Bool, _ label: String,
-                                _ address: SocketAddress) throws {
-        var raw: Int32 = value ? 1 : 0
-        _ = try Syscall.call("setsockopt", address: address, detail: label) {
-            setsockopt(fd, level, name, &raw, socklen_t(MemoryLayout<Int32>.size))
         }
     }
 }
