@@ -37,18 +37,20 @@ let package = Package(
         // OpenSSL's headers stay inside tls_shim.c (macros, STACK_OF): Swift sees opaque pointers only.
         .target(name: "CTLSShim", dependencies: ["COpenSSL"]),
         .target(name: "AsyncSocketsTLS", dependencies: ["AsyncSockets", "CTLSShim"], swiftSettings: strict),
+        // What the examples share (console output, a log that never blocks, Ctrl-C): not part of the library.
+        .target(name: "ExampleSupport", path: "Examples/Support", swiftSettings: strict),
         example("Demo"),
-        example("EchoServer", ["AsyncSocketsTLS"]),
+        example("EchoServer", ["AsyncSocketsTLS", "ExampleSupport"]),
         example("EchoClient", ["AsyncSocketsTLS"]),
         example("HappyEyeballs"),
-        example("ChatServer"),
-        example("PortForwarder"),
+        example("ChatServer", ["ExampleSupport"]),
+        example("PortForwarder", ["ExampleSupport"]),
         example("Soak"),
-        example("FileServer"),
+        example("FileServer", ["ExampleSupport"]),
         // Test support: scenarios the tests run in a child process (in namespaces of their own).
         .executableTarget(name: "AsyncSocketsProbe", dependencies: ["AsyncSockets"], path: "Tests/AsyncSocketsProbe",
                           swiftSettings: strict),
-        example("DatagramEcho"),
+        example("DatagramEcho", ["ExampleSupport"]),
         example("HTTPSGet", ["AsyncSocketsTLS"]),
     ],
     swiftLanguageModes: [.v6]

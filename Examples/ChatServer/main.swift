@@ -20,12 +20,13 @@
 // `--idle-timeout SECONDS` disconnects a client that sends nothing (and reads nothing we send) for that
 // long (`serve`'s `idleTimeout`): a slowloris connection does not stay forever.
 //
-// The output never blocks the server: lines go through a `Logger` (Logger.swift), a bounded queue that a
+// The output never blocks the server: lines go through a `Logger` (Examples/Support/Logger.swift), a bounded queue that a
 // task of its own writes out, so stdout piped to a reader that stopped reading costs dropped log lines,
 // never a stuck event loop. (The room is an actor without an executor of its own: it runs on the loop of
 // the client calling it, which is fine, as it never waits for anything.)
 
 import AsyncSockets
+import ExampleSupport
 import Dispatch
 import Synchronization
 #if canImport(Glibc)
@@ -135,7 +136,7 @@ extension String {
 
 // MARK: - Command line and main
 
-/// The log of standard output and of standard error: never blocks the caller (see Logger.swift).
+/// The log of standard output and of standard error: never blocks the caller (see Examples/Support/Logger.swift).
 let standardOutput = Logger(descriptor: 1)
 let standardError = Logger(descriptor: 2)
 
@@ -147,7 +148,7 @@ func say(_ text: String, to descriptor: Int32 = 1) {
 
 /// Writes `text` and a newline right now (blocking): for usage messages before the server runs.
 func sayNow(_ text: String, to descriptor: Int32 = 1) {
-    Logger.writeAll(descriptor, text + "\n")
+    writeAll(descriptor, text + "\n")
 }
 
 struct Options {
@@ -187,17 +188,6 @@ struct Options {
 struct UsageError: Error, CustomStringConvertible {
     var description: String
     init(_ description: String) { self.description = description }
-}
-
-/// Calls `action` once on the first SIGINT or SIGTERM (instead of the default of dying at once).
-func onTermination(_ action: @escaping @Sendable () -> Void) -> [any DispatchSourceSignal] {
-    [SIGINT, SIGTERM].map { signalNumber in
-        signal(signalNumber, SIG_IGN) // delivered to the source instead
-        let source = DispatchSource.makeSignalSource(signal: signalNumber, queue: .global())
-        source.setEventHandler(handler: action)
-        source.resume()
-        return source
-    }
 }
 
 func main() async -> Int32 {

@@ -18,25 +18,13 @@
 // Dispatch is used only to receive the signals; everything else is the library and plain Swift.
 
 import AsyncSockets
+import ExampleSupport
 import Dispatch
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)
 import Darwin
 #endif
-
-/// Prints a line and flushes stdout at once, so a script reading our output through a pipe sees it.
-func say(_ line: String) {
-    print(line)
-    fflush(nil)
-}
-
-/// Prints a message on standard error and exits with status 2.
-func fail(_ message: String) -> Never {
-    let bytes = Array("DatagramEcho: \(message)\n".utf8)
-    _ = bytes.withUnsafeBytes { write(2, $0.baseAddress, $0.count) }
-    exit(2)
-}
 
 /// Parses `[--host HOST] [--port PORT]`.
 func parseArguments() -> (host: String, port: UInt16) {
@@ -52,7 +40,7 @@ func parseArguments() -> (host: String, port: UInt16) {
             guard let value = arguments.popFirst(), let number = UInt16(value) else { fail("--port needs a number 0-65535") }
             port = number
         case "-h", "--help":
-            say("usage: DatagramEcho [--host HOST] [--port PORT]   (defaults: 127.0.0.1, 0 = any free port)")
+            printLine("usage: DatagramEcho [--host HOST] [--port PORT]   (defaults: 127.0.0.1, 0 = any free port)")
             exit(0)
         default:
             fail("unknown argument \(argument); try --help")
@@ -75,15 +63,9 @@ func main() async {
 
     // Stop on SIGINT (Ctrl-C) and SIGTERM: turn off their default action, and close the socket when one
     // arrives, which ends the `datagrams` loop below.
-    let signals = [SIGINT, SIGTERM].map { number in
-        signal(number, SIG_IGN)
-        let source = DispatchSource.makeSignalSource(signal: number, queue: .global())
-        source.setEventHandler { Task { await socket.close() } }
-        source.resume()
-        return source
-    }
+    let signals = onTermination { Task { await socket.close() } }
 
-    say("listening on \(local)")
+    printLine("listening on \(local)")
 
     // The loop runs on the socket's event loop: no thread hop per datagram.
     await socket.eventLoop.run {
@@ -100,13 +82,12 @@ func main() async {
                 return
             } catch {
                 // A receive error (the socket stays usable): report it and keep serving.
-                let bytes = Array("DatagramEcho: \(error)\n".utf8)
-                _ = bytes.withUnsafeBytes { write(2, $0.baseAddress, $0.count) }
+                writeAll(2, "DatagramEcho: \(error)\n")
             }
         }
     }
     signals.forEach { $0.cancel() }
-    say("stopped")
+    printLine("stopped")
 }
 
 await main()

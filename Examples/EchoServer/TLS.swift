@@ -6,6 +6,7 @@
 
 import AsyncSockets
 import AsyncSocketsTLS
+import ExampleSupport
 
 /// The value after `flag` on the command line, if present.
 func tlsArgument(_ flag: String) -> String? {
@@ -27,9 +28,12 @@ func tlsContext() -> TLSContext? {
     }
 }
 
+/// Failed handshakes and connections, one line each on stdout: queued, never written on the event loop.
+let handshakeLog = Logger(descriptor: 1)
+
 /// Serves the echo over TLS until the server is closed.
 func serveTLS(_ server: AsyncServer, _ context: TLSContext) async throws {
-    try await server.serveTLS(context: context, onError: { error, _ in say("client: \(error)") }) { client in
+    try await server.serveTLS(context: context, onError: { error, _ in handshakeLog.log("client: \(error)") }) { client in
         var buffer: [UInt8] = []
         buffer.reserveCapacity(64 * 1024)
         while true {
@@ -39,4 +43,5 @@ func serveTLS(_ server: AsyncServer, _ context: TLSContext) async throws {
             try await client.write(buffer)
         }
     }
+    await handshakeLog.finish()
 }

@@ -21,26 +21,13 @@
 // Dispatch is used only to receive the signals; everything else is the library and plain Swift.
 
 import AsyncSockets
+import ExampleSupport
 import Dispatch
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)
 import Darwin
 #endif
-
-/// Prints a line and flushes stdout at once (`fflush(nil)` flushes every output stream), so a script
-/// reading our output through a pipe sees the line immediately.
-func say(_ line: String) {
-    print(line)
-    fflush(nil)
-}
-
-/// Prints a message on standard error and exits with status 2.
-func fail(_ message: String) -> Never {
-    let bytes = Array("EchoServer: \(message)\n".utf8)
-    _ = bytes.withUnsafeBytes { write(2, $0.baseAddress, $0.count) }
-    exit(2)
-}
 
 /// Parses `[--host HOST] [--port PORT] [--loops N] [--multipath]`.
 func parseArguments() -> (host: String, port: UInt16, group: EventLoopGroup, multipath: Bool) {
@@ -64,7 +51,7 @@ func parseArguments() -> (host: String, port: UInt16, group: EventLoopGroup, mul
             multipath = true
         case "--tls-certificate", "--tls-key": _ = arguments.popFirst()  // see TLS.swift
         case "-h", "--help":
-            say("usage: EchoServer [--host HOST] [--port PORT] [--loops N] [--multipath] [--tls-certificate PEM --tls-key PEM]   (defaults: 127.0.0.1, 0 = any free port, one loop per core)")
+            printLine("usage: EchoServer [--host HOST] [--port PORT] [--loops N] [--multipath] [--tls-certificate PEM --tls-key PEM]   (defaults: 127.0.0.1, 0 = any free port, one loop per core)")
             exit(0)
         default:
             fail("unknown argument \(argument); try --help")
@@ -86,16 +73,10 @@ func main() async {
 
     // Stop on SIGINT (Ctrl-C) and SIGTERM: turn off their default action, and close the server when one
     // arrives. `close()` is safe from any thread; it makes `serve` stop accepting, cancel its handlers and return.
-    let signals = [SIGINT, SIGTERM].map { number in
-        signal(number, SIG_IGN)
-        let source = DispatchSource.makeSignalSource(signal: number, queue: .global())
-        source.setEventHandler { server.close() }
-        source.resume()
-        return source
-    }
+    let signals = onTermination { server.close() }
 
     let tls = tlsContext()
-    say("listening on \(server.localAddress)\(tls == nil ? "" : " (TLS)")")
+    printLine("listening on \(server.localAddress)\(tls == nil ? "" : " (TLS)")")
 
     do {
         if let tls {
@@ -118,7 +99,7 @@ func main() async {
     }
     // `serve` returned: the server is closed and every handler has finished (and closed its client).
     signals.forEach { $0.cancel() }
-    say("stopped")
+    printLine("stopped")
 }
 
 await main()

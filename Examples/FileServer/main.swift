@@ -14,28 +14,17 @@
 //   curl -i http://127.0.0.1:8000/README.md
 //   curl http://127.0.0.1:8000/            (a directory without index.html lists its entries)
 //   curl --path-as-is http://127.0.0.1:8000/../etc/passwd      (403 Forbidden)
-// Its first line on stdout is `listening on HOST:PORT`; then one line per request.
+// Its first line on stdout is `listening on HOST:PORT`; then one line per request, through a `Logger`
+// (Examples/Support/Logger.swift): output nobody reads drops log lines, never blocks the loop.
 
 import AsyncSockets
+import ExampleSupport
 import Dispatch
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)
 import Darwin
 #endif
-
-/// Prints a line and flushes stdout at once.
-func say(_ line: String) {
-    print(line)
-    fflush(nil)
-}
-
-/// Prints a message on standard error and exits with status 2.
-func fail(_ message: String) -> Never {
-    let bytes = Array("FileServer: \(message)\n".utf8)
-    _ = bytes.withUnsafeBytes { write(2, $0.baseAddress, $0.count) }
-    exit(2)
-}
 
 struct Options {
     var host = "127.0.0.1"
@@ -58,7 +47,7 @@ struct Options {
                 guard let value = rest.popFirst() else { fail("--root needs a directory") }
                 root = value
             case "-h", "--help":
-                say(Self.usage)
+                printLine(Self.usage)
                 exit(0)
             default:
                 fail("unknown argument \(flag); try --help")
@@ -186,7 +175,7 @@ func handle(_ client: AsyncSocket, root: String) async throws {
     }
     var status = "200 OK"
     var sent = 0
-    defer { say("\(method) \(parts[1]) \(status.prefix(3)) \(sent) bytes") }
+    defer { requestLog.log("\(method) \(parts[1]) \(status.prefix(3)) \(sent) bytes") }
 
     guard case .file(var path) = Target(parts[1], root: root) else {
         if case .refused(let refusal) = Target(parts[1], root: root) { status = refusal }
@@ -234,6 +223,9 @@ func handle(_ client: AsyncSocket, root: String) async throws {
     }
 }
 
+/// The request log (stdout): handlers run on the event loop, so they queue their lines and never write.
+let requestLog = Logger(descriptor: 1)
+
 func main() async {
     let options = Options(CommandLine.arguments)
     guard let root = resolvedPath(options.root) else { fail("\(options.root): no such directory") }
@@ -243,24 +235,19 @@ func main() async {
     } catch {
         fail("\(error)")
     }
-    let signals = [SIGINT, SIGTERM].map { number in
-        signal(number, SIG_IGN)
-        let source = DispatchSource.makeSignalSource(signal: number, queue: .global())
-        source.setEventHandler { server.close() }
-        source.resume()
-        return source
-    }
-    say("listening on \(server.localAddress)")
-    say("serving \(root)")
+    let signals = onTermination { server.close() }
+    printLine("listening on \(server.localAddress)")
+    printLine("serving \(root)")
     do {
-        try await server.serve(onError: { error, _ in say("a client failed: \(error)") }) { client in
+        try await server.serve(onError: { error, _ in requestLog.log("a client failed: \(error)") }) { client in
             try await handle(client, root: root)
         }
     } catch {
         fail("\(error)")
     }
     signals.forEach { $0.cancel() }
-    say("stopped")
+    await requestLog.finish()
+    printLine("stopped")
 }
 
 await main()

@@ -22,9 +22,10 @@
 // loop (it is created by the handler, which prefers that loop), so the two pipes of a connection never
 // cross threads.
 // Its first line on stdout (flushed) is `listening on HOST:PORT`; each connection logs one line on stderr.
-// Both go through a `Logger` (Logger.swift): output nobody reads drops log lines, never blocks the loop.
+// Both go through a `Logger` (Examples/Support/Logger.swift): output nobody reads drops log lines, never blocks the loop.
 
 import AsyncSockets
+import ExampleSupport
 import Dispatch
 import Synchronization
 #if canImport(Glibc)
@@ -45,12 +46,6 @@ func say(_ line: String) {
 /// Queues one line for standard error, never blocking the caller (handlers call it on the event loop).
 func log(_ line: String) {
     standardError.log("PortForwarder: \(line)")
-}
-
-/// Writes a message on standard error (blocking: we are leaving) and exits with status 2.
-func fail(_ message: String) -> Never {
-    Logger.writeAll(2, "PortForwarder: \(message)\n")
-    exit(2)
 }
 
 /// Parses `HOST:PORT` or `[IPv6]:PORT`.
@@ -91,7 +86,7 @@ func parseArguments() -> (listenHost: String, listenPort: UInt16, target: Endpoi
             }
             idleTimeout = .milliseconds(Int64((seconds * 1000).rounded(.up)))
         case "-h", "--help":
-            Logger.writeAll(1, "usage: PortForwarder --listen PORT [--listen-host HOST] --to HOST:PORT [--loops N] [--idle-timeout SECONDS]\n")
+            writeAll(1, "usage: PortForwarder --listen PORT [--listen-host HOST] --to HOST:PORT [--loops N] [--idle-timeout SECONDS]\n")
             exit(0)
         default:
             fail("unknown argument \(argument); try --help")
@@ -148,13 +143,7 @@ func main() async {
     } catch {
         fail("\(error)")
     }
-    let signals = [SIGINT, SIGTERM].map { number in
-        signal(number, SIG_IGN)
-        let source = DispatchSource.makeSignalSource(signal: number, queue: .global())
-        source.setEventHandler { server.close() }
-        source.resume()
-        return source
-    }
+    let signals = onTermination { server.close() }
 
     say("listening on \(server.localAddress), forwarding to \(target)")
 

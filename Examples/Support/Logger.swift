@@ -1,4 +1,4 @@
-// Logger: log output that never blocks the event loop (the same file is in ChatServer and PortForwarder).
+// Logger: log output that never blocks the event loop (ChatServer and PortForwarder use it).
 //
 // A `write(2)` to stdout or stderr blocks when the terminal is slow or the pipe is full (a supervisor that
 // stopped reading, `| less` left at its first page): done from a handler, that blocks the event loop thread
@@ -15,7 +15,9 @@ import Glibc
 import Darwin
 #endif
 
-final class Logger: Sendable {
+/// Log lines written to a descriptor by a task and a thread of their own: ``log(_:)`` never blocks its
+/// caller, and when the output is not read, the oldest waiting lines are dropped and counted.
+public final class Logger: Sendable {
     private let lines: AsyncStream<String>.Continuation
     private let state: State
 
@@ -26,7 +28,7 @@ final class Logger: Sendable {
     }
 
     /// A logger writing to `descriptor` (1: stdout, 2: stderr), keeping at most `capacity` lines waiting.
-    init(descriptor: Int32, capacity: Int = 1024) {
+    public init(descriptor: Int32, capacity: Int = 1024) {
         let (stream, continuation) = AsyncStream.makeStream(of: String.self, bufferingPolicy: .bufferingNewest(capacity))
         let state = State()
         self.lines = continuation
@@ -39,7 +41,7 @@ final class Logger: Sendable {
                 let text = (lost > 0 ? "(\(lost) log lines dropped: the output was not read)\n" : "") + line + "\n"
                 await withCheckedContinuation { (done: CheckedContinuation<Void, Never>) in
                     writer.async {
-                        Logger.writeAll(descriptor, text)
+                        writeAll(descriptor, text)
                         done.resume()
                     }
                 }
@@ -49,30 +51,18 @@ final class Logger: Sendable {
     }
 
     /// Queues one line (a newline is added); never waits.
-    func log(_ line: String) {
+    public func log(_ line: String) {
         if case .dropped = lines.yield(line) {
             state.dropped.add(1, ordering: .relaxed)
         }
     }
 
     /// Stops taking lines and waits (at most `limit`) until the queued ones are written.
-    func finish(within limit: Duration = .seconds(1)) async {
+    public func finish(within limit: Duration = .seconds(1)) async {
         lines.finish()
         let deadline = ContinuousClock.now + limit
         while !state.finished.load(ordering: .acquiring), ContinuousClock.now < deadline {
             try? await Task.sleep(for: .milliseconds(5))
-        }
-    }
-
-    /// Writes all of `text` to `descriptor`, blocking (on the writer queue's thread only).
-    static func writeAll(_ descriptor: Int32, _ text: String) {
-        let bytes = Array(text.utf8)
-        var offset = 0
-        while offset < bytes.count {
-            let n = bytes[offset...].withUnsafeBytes { write(descriptor, $0.baseAddress, $0.count) }
-            if n < 0 && errno == EINTR { continue }
-            if n <= 0 { return }
-            offset += n
         }
     }
 }
