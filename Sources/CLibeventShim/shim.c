@@ -159,8 +159,6 @@ void as_wakeup_drain(int read_fd) {
     while (read(read_fd, buffer, sizeof buffer) > 0) {}
 }
 
-int as_errno(void) { return errno; }
-
 void as_thread_set_name(const char *name) {
 #if defined(__APPLE__)
     pthread_setname_np(name);

@@ -68,9 +68,6 @@ void as_wakeup_drain(int read_fd);
 /* Names the calling thread (at most 15 characters are kept on Linux). */
 void as_thread_set_name(const char *name);
 
-/* The calling thread's errno. */
-int as_errno(void);
-
 /* ---- Event loop groups (issue 13) ---- */
 /* The number of CPUs this process may run on: the affinity mask's count on Linux, else the online CPUs;
  * at least 1. */
