@@ -50,8 +50,9 @@ public final class EventLoop: SerialExecutor, TaskExecutor, @unchecked Sendable,
 
     /// Where a new socket lives: on the loop the current task prefers as its task executor (inside
     /// `loop.run { … }` or a `serve` handler), so that it costs that task no hop; otherwise on the next loop of
-    /// ``EventLoopGroup/shared``. Servers place their clients with their own group instead.
-    static func next() -> EventLoop {
+    /// ``EventLoopGroup/shared``. Servers place their clients with their own group instead. (`package`: the
+    /// scoped TLS connection picks its loop the same way.)
+    package static func next() -> EventLoop {
         preferredByCurrentTask ?? EventLoopGroup.shared.next()
     }
 
