@@ -18,27 +18,31 @@ func tlsArgument(_ flag: String) -> String? {
 /// Whether `--tls` was given.
 var tlsRequested: Bool { CommandLine.arguments.contains("--tls") }
 
-/// The echo exchange over TLS.
+/// The echo exchange over TLS, in the scoped form: the body runs on the connection's event loop, isolated to it,
+/// and the connection is closed (close_notify) when the body ends, however it ends.
 func runTLS(_ endpoint: Endpoint, _ words: [String]) async throws {
     var configuration = TLSConfiguration.client()
     if let caFile = tlsArgument("--ca-file") { configuration.trustRoots = [.pem(.file(caFile))] }
-    let socket = try await TLSSocket.connect(to: endpoint, context: try TLSContext(configuration),
-                                             serverName: tlsArgument("--server-name"), timeout: .seconds(10))
-    try await withThrowingTaskGroup(of: Void.self) { group in
-        group.addTask {
-            while true {
-                let bytes = try await socket.read(upTo: 64 * 1024)
-                if bytes.isEmpty { return }
-                writeStdout(bytes)
+    try await TLSSocket.withConnection(to: endpoint, context: try TLSContext(configuration),
+                                       serverName: tlsArgument("--server-name"), timeout: .seconds(10)) { socket in
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask {
+                while true {
+                    let bytes = try await socket.read(upTo: 64 * 1024)
+                    if bytes.isEmpty { return }
+                    writeStdout(bytes)
+                }
             }
+            if words.isEmpty {
+                // Off the loop: `read(2)` on standard input blocks its thread (see forEachStdinChunk).
+                try await withTaskExecutorPreference(globalConcurrentExecutor) {
+                    try await forEachStdinChunk { chunk in try await socket.write(chunk) }
+                }
+            } else {
+                try await socket.write(words.joined(separator: " ") + "\n")
+            }
+            try await socket.shutdown(.write)
+            try await group.waitForAll()
         }
-        if words.isEmpty {
-            try await forEachStdinChunk { chunk in try await socket.write(chunk) }
-        } else {
-            try await socket.write(words.joined(separator: " ") + "\n")
-        }
-        try await socket.shutdown(.write)
-        try await group.waitForAll()
-    }
-    await socket.close()
+    }                                               // close_notify (once) and close
 }

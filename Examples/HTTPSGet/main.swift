@@ -1,8 +1,9 @@
 // HTTPSGet: fetches an https:// URL with HTTP/1.1 and prints the status line and headers.
 //
 // What it shows:
-// - `TLSSocket.connect(to:context:)`: Happy Eyeballs, then the TLS handshake, verifying the server's certificate
-//   against the system trust store and its host name (sent as SNI; an IP address is verified as an address);
+// - `TLSSocket.withConnection(to:context:)`: Happy Eyeballs, then the TLS handshake, verifying the server's certificate
+//   against the system trust store and its host name (sent as SNI; an IP address is verified as an address),
+//   then the exchange on the connection's event loop, and close_notify on the way out;
 // - ALPN (`http/1.1`), the negotiated version, the server's certificate subject;
 // - errors in words: `TLS handshake with 93.184.215.14:443 failed: certificate verify failed: ...`.
 //
@@ -60,23 +61,25 @@ func main() async -> Int32 {
         fail("usage: HTTPSGet [--ca-file PEM] https://host[:port][/path]", status: 2)
     }
     do {
-        let socket = try await TLSSocket.connect(to: Endpoint(host: host, port: port),
-                                                 context: try TLSContext(configuration), timeout: .seconds(15))
         let hostHeader = host.contains(":") ? "[\(host)]" : host
-        try await socket.write("GET \(path) HTTP/1.1\r\nHost: \(hostHeader)\r\nConnection: close\r\nUser-Agent: HTTPSGet\r\n\r\n")
-        // Read until the end of the headers (an empty line).
-        var received: [UInt8] = []
-        let end = Array("\r\n\r\n".utf8)
-        while received.firstRange(of: end) == nil {
-            let bytes = try await socket.read(upTo: 16 * 1024)
-            if bytes.isEmpty { break }
-            received += bytes
-            if received.count > 1 << 20 { fail("the headers are larger than 1 MiB", status: 1) }
+        // The scoped form: connect, handshake, run the closure on the connection's event loop (every call in it is
+        // a plain call, no thread hop), then close (close_notify) on every way out.
+        try await TLSSocket.withConnection(to: Endpoint(host: host, port: port),
+                                           context: try TLSContext(configuration), timeout: .seconds(15)) { socket in
+            try await socket.write("GET \(path) HTTP/1.1\r\nHost: \(hostHeader)\r\nConnection: close\r\nUser-Agent: HTTPSGet\r\n\r\n")
+            // Read until the end of the headers (an empty line).
+            var received: [UInt8] = []
+            let end = Array("\r\n\r\n".utf8)
+            while received.firstRange(of: end) == nil {
+                let bytes = try await socket.read(upTo: 16 * 1024)
+                if bytes.isEmpty { break }
+                received += bytes
+                if received.count > 1 << 20 { fail("the headers are larger than 1 MiB", status: 1) }
+            }
+            let headers = received.firstRange(of: end).map { received[..<$0.lowerBound] } ?? received[...]
+            print("# \(socket.protocolVersion), ALPN \(socket.alpnProtocol ?? "none"), certificate \(socket.peerCertificate?.subject ?? "none")")
+            print(String(decoding: headers, as: UTF8.self).replacingCRLF())
         }
-        let headers = received.firstRange(of: end).map { received[..<$0.lowerBound] } ?? received[...]
-        print("# \(await socket.protocolVersion), ALPN \(await socket.alpnProtocol ?? "none"), certificate \(await socket.peerCertificate?.subject ?? "none")")
-        print(String(decoding: headers, as: UTF8.self).replacingCRLF())
-        await socket.close()
         return 0
     } catch {
         fail("\(error)", status: 1)

@@ -3,8 +3,13 @@ internal import CTLSShim
 
 extension TLSSocket {
     /// Connects with TLS in one call: a Happy Eyeballs connect to `endpoint`
-    /// (`AsyncSocket/connect(to:timeout:sourceAddress:allErrors:happyEyeballsDelay:resolver:)`), then the
-    /// handshake.
+    /// (`AsyncSocket/connect(to:timeout:sourceAddress:allErrors:happyEyeballsDelay:resolver:multipath:)`), then
+    /// the handshake.
+    ///
+    /// To close the connection when you are done with it, on every path, and to run your code on the
+    /// socket's loop with no thread hops, use
+    /// ``withConnection(to:context:serverName:timeout:handshakeTimeout:sourceAddress:allErrors:happyEyeballsDelay:resolver:multipath:isolation:_:)``
+    /// instead.
     ///
     /// The server's certificate is checked for `serverName` (the endpoint's host by default): a DNS name is
     /// also sent as SNI; an IP address is verified as an IP address and never sent as SNI.
@@ -15,12 +20,22 @@ extension TLSSocket {
     ///   - serverName: the name to verify and send, when it differs from `endpoint.host`.
     ///   - timeout: bounds each connect attempt and becomes the socket's ``timeout``.
     ///   - handshakeTimeout: bounds the whole handshake (`SocketError` `ETIMEDOUT`); nil: no bound.
+    ///   - sourceAddress: binds each attempt's socket to this numeric address first, as `AsyncSocket`'s connect.
+    ///   - allErrors: when every attempt fails, throw a `ConnectErrorGroup` with one error per address.
+    ///   - happyEyeballsDelay: how long an attempt runs before the next one starts alongside it.
+    ///   - resolver: where addresses come from (`SystemResolver` by default).
+    ///   - multipath: connect with Multipath TCP where the kernel allows it, plain TCP otherwise.
     /// - Throws: the connect's errors; ``TLSError`` (handshake or verification failure); `SocketError`;
     ///   `CancellationError`. Nothing stays open when it throws.
     public static func connect(to endpoint: Endpoint, context: TLSContext, serverName: String? = nil,
                                timeout: Duration? = nil,
-                               handshakeTimeout: Duration? = .seconds(30)) async throws -> TLSSocket {
-        let socket = try await AsyncSocket.connect(to: endpoint, timeout: timeout)
+                               handshakeTimeout: Duration? = .seconds(30), sourceAddress: Endpoint? = nil,
+                               allErrors: Bool = false, happyEyeballsDelay: Duration = .milliseconds(250),
+                               resolver: any AddressResolver = SystemResolver(),
+                               multipath: Bool = false) async throws -> TLSSocket {
+        let socket = try await AsyncSocket.connect(to: endpoint, timeout: timeout, sourceAddress: sourceAddress,
+                                                   allErrors: allErrors, happyEyeballsDelay: happyEyeballsDelay,
+                                                   resolver: resolver, multipath: multipath)
         return try await upgrade(socket, context: context, serverName: serverName ?? endpoint.host,
                                  handshakeTimeout: handshakeTimeout)
     }

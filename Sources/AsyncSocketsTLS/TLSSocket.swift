@@ -4,7 +4,8 @@ internal import CTLSShim
 /// A TLS connection over an `AsyncSocket`: the same surface (``read(upTo:)``, ``write(_:)-([UInt8])``,
 /// ``shutdown(_:)``, ``close()``, ``timeout``, addresses), encrypted, plus what the handshake negotiated.
 ///
-/// Get one from ``connect(to:context:serverName:timeout:handshakeTimeout:)``,
+/// Get one from ``connect(to:context:serverName:timeout:handshakeTimeout:sourceAddress:allErrors:happyEyeballsDelay:resolver:multipath:)``,
+/// for a scope from ``withConnection(to:context:serverName:timeout:handshakeTimeout:sourceAddress:allErrors:happyEyeballsDelay:resolver:multipath:isolation:_:)``,
 /// ``upgrade(_:context:serverName:handshakeTimeout:)`` (STARTTLS) or
 /// `AsyncServer.serveTLS(context:handshakeTimeout:idleTimeout:onError:handler:)`.
 /// The handshake is always complete, and the peer verified as configured, before you get the socket.

@@ -40,6 +40,8 @@ public final class EventLoop: SerialExecutor, TaskExecutor, @unchecked Sendable,
         /// A task's job; `prefersLoop` when the task prefers this loop as its task executor.
         case task(UnownedJob, prefersLoop: Bool)
         case closure(() -> Void)
+        /// A task parked behind the jobs queued before it (`resumeBehindQueuedJobs(_:)`): resumed, preferring this loop.
+        case resume(UnsafeContinuation<Void, Never>)
     }
 
     /// The first loop of ``EventLoopGroup/shared`` (with `ASYNCSOCKETS_LOOP_COUNT=1`, the only one).
@@ -50,8 +52,9 @@ public final class EventLoop: SerialExecutor, TaskExecutor, @unchecked Sendable,
 
     /// Where a new socket lives: on the loop the current task prefers as its task executor (inside
     /// `loop.run { … }` or a `serve` handler), so that it costs that task no hop; otherwise on the next loop of
-    /// ``EventLoopGroup/shared``. Servers place their clients with their own group instead.
-    static func next() -> EventLoop {
+    /// ``EventLoopGroup/shared``. Servers place their clients with their own group instead. (`package`: the
+    /// scoped TLS connection picks its loop the same way.)
+    package static func next() -> EventLoop {
         preferredByCurrentTask ?? EventLoopGroup.shared.next()
     }
 
@@ -86,6 +89,11 @@ public final class EventLoop: SerialExecutor, TaskExecutor, @unchecked Sendable,
     private let syncCondition = Condition()
     private var local: [Job] = []
     private var running: [Job] = []
+    /// How many jobs of `running` have not started yet (the batch being run, after the current job).
+    private var runningLeft = 0
+    /// Numbers the jobs this loop runs (never 0): code that sees the same number twice ran in one job, with no
+    /// suspension between. Loop thread only.
+    private(set) var jobSerial: UInt = 1
     private var threadID = pthread_t()
     private var resumingTaskPrefersLoop = false
     private var serialExecutor: LoopSerialExecutor!
@@ -189,6 +197,17 @@ public final class EventLoop: SerialExecutor, TaskExecutor, @unchecked Sendable,
         resumingTaskPrefersLoop = false
     }
 
+    /// Whether jobs are queued behind the one running now (this batch's rest, or new ones). Loop thread only.
+    @inline(__always)
+    var hasQueuedJobs: Bool { runningLeft > 0 || !local.isEmpty }
+
+    /// Parks `continuation` behind the jobs queued now; the loop resumes it (preferring this loop) when it gets
+    /// there. No readiness poll and no timer: a plain place in the queue. Loop thread only.
+    @inline(__always)
+    func resumeBehindQueuedJobs(_ continuation: UnsafeContinuation<Void, Never>) {
+        local.append(.resume(continuation))
+    }
+
     /// Runs `body` on the loop thread (soon, in order with other submitted work). Safe from any thread.
     func execute(_ body: @escaping @Sendable () -> Void) {
         submit(.closure(body))
@@ -276,7 +295,10 @@ public final class EventLoop: SerialExecutor, TaskExecutor, @unchecked Sendable,
             while !local.isEmpty && budget > 0 {
                 swap(&local, &running)
                 budget -= running.count
+                runningLeft = running.count
                 for job in running {
+                    runningLeft &-= 1
+                    jobSerial = jobSerial &+ 1 == 0 ? 1 : jobSerial &+ 1
                     switch job {
                     case .task(let job, let prefersLoop):
                         if prefersLoop {
@@ -285,6 +307,7 @@ public final class EventLoop: SerialExecutor, TaskExecutor, @unchecked Sendable,
                             job.runSynchronously(on: serial)
                         }
                     case .closure(let body): body()
+                    case .resume(let continuation): resume(continuation, with: ())
                     }
                 }
                 jobsRun &+= running.count

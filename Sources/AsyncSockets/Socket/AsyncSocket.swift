@@ -55,6 +55,12 @@ public actor AsyncSocket: LoopBound {
 
     /// What this socket's reads and writes did since each last waited for readiness (see ``IOBudget``).
     private var readBudget = IOBudget()
+    /// The loop's job number (`EventLoop.jobSerial`) in which the last read filled its whole limit, so that
+    /// whether more is waiting is unknown (a shorter read marks the socket drained instead); 0: it did not.
+    /// See `tryReceive`.
+    private var readFilledLimitInJob: UInt = 0
+    /// `tryReceive` returned nil to put the read behind the loop's queued jobs, not to wait for readiness.
+    private var readDeferred = false
     private var writeBudget = IOBudget()
     /// An error that ended a ``read(upTo:)`` after it had bytes to return; the next read throws it.
     private var pendingReadError: (any Error)?
@@ -423,6 +429,22 @@ public actor AsyncSocket: LoopBound {
         let fd = core.fd
         guard fd >= 0 else { throw SocketError.closed(operation, address: peer) }
         if !core.readHint, handsLoopBack { return nil }
+        // Request and response: the last read took exactly what it asked for (a message of known size), and
+        // this one comes in the same job, with no suspension since (a body isolated to the socket that wrote
+        // its request in between): a `recv` now would most likely find nothing, and the read would pay for it
+        // and for a readiness wait. When other jobs are queued on the loop (many busy connections), the read
+        // goes behind them first, a plain place in the queue; by then the answer has often arrived. A task
+        // that hops between its calls (code in `EventLoop.run` that is not isolated to the socket) already
+        // went behind the queue at each hop, so its reads come in another job and go straight on. Once per
+        // read: the read that comes back does the `recv`.
+        if readFilledLimitInJob != 0 {
+            let sameJob = readFilledLimitInJob == core.loop.jobSerial
+            readFilledLimitInJob = 0
+            if sameJob, handsLoopBack, core.loop.hasQueuedJobs, core.loop.currentTaskPrefersLoop {
+                readDeferred = true
+                return nil
+            }
+        }
         if readBudget.isSpent {
             if handsLoopBack { return nil }
             if Task.isCancelled { throw CancellationError() }
@@ -435,6 +457,7 @@ public actor AsyncSocket: LoopBound {
                 readBudget.reset()
             } else {
                 readBudget.charge(n)
+                readFilledLimitInJob = core.loop.jobSerial
             }
             return n
         case .wouldBlock:
@@ -567,6 +590,11 @@ public actor AsyncSocket: LoopBound {
     @inline(__always)
     func waitFor(_ direction: IODirection, _ operation: String,
                          deadline: Deadline?) async throws -> Deadline? {
+        if direction == .read && readDeferred {
+            readDeferred = false
+            await withUnsafeContinuation { continuation in self.core.loop.resumeBehindQueuedJobs(continuation) }
+            return deadline
+        }
         if direction == .read ? readBudget.isSpent : writeBudget.isSpent {
             try await handBack(direction, operation)
             return deadline
