@@ -258,13 +258,6 @@ public actor TLSSocket: LoopBound {
             stashedReadStatus = nil
             status = stashed
         } else {
-            // The last recv came back short (or EAGAIN), OpenSSL holds nothing, and no readiness report came
-            // since: wait instead of an SSL_read whose recv would only get EAGAIN (as AsyncSocket's reads do;
-            // safe because read readiness is level-triggered, see SocketCore).
-            if !core.readHint, ats_conn_socket_drained(connection) != 0 {
-                pendingDirection = .read
-                return nil
-            }
             var done = 0
             status = ats_conn_read(connection, scratch.baseAddress, limit, &done)
             if status == Int32(ATS_OK) {
@@ -282,7 +275,6 @@ public actor TLSSocket: LoopBound {
         }
         switch status {
         case Int32(ATS_OK):
-            if ats_conn_socket_drained(connection) != 0 { core.markDrained(.read) }
             deliver(UnsafeRawBufferPointer(rebasing: scratch[..<count]))
             return count
         case Int32(ATS_WANT_READ):

@@ -42,7 +42,6 @@ struct ats_conn {
     int fd;
     int io_errno;
     int eof;
-    int drained; /* the last recv returned fewer bytes than asked for, or EAGAIN */
     int verify_failure;
     char error[ATS_ERROR_LENGTH];
     char verify_error[ATS_ERROR_LENGTH];
@@ -328,11 +327,7 @@ static int bio_read(BIO *bio, char *buffer, int length) {
     BIO_clear_retry_flags(bio);
     for (;;) {
         ssize_t n = recv(conn->fd, buffer, (size_t)length, 0);
-        if (n > 0) {
-            conn->drained = n < length;
-            return (int)n;
-        }
-        conn->drained = n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK);
+        if (n > 0) return (int)n;
         if (n == 0) {
             conn->eof = 1;
             return 0;
@@ -518,7 +513,6 @@ int ats_conn_shutdown(ats_conn *conn) {
 }
 
 int ats_conn_has_pending(const ats_conn *conn) { return SSL_has_pending(conn->ssl); }
-int ats_conn_socket_drained(const ats_conn *conn) { return conn->drained && !SSL_has_pending(conn->ssl); }
 int ats_conn_pending(const ats_conn *conn) { return SSL_pending(conn->ssl); }
 int ats_conn_errno(const ats_conn *conn) { return conn->io_errno; }
 const char *ats_conn_error(const ats_conn *conn) { return conn->error; }

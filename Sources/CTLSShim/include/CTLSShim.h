@@ -81,9 +81,6 @@ int ats_conn_write(ats_conn *conn, const void *buffer, size_t length, size_t *do
 int ats_conn_shutdown(ats_conn *conn);
 /* Decrypted or undecrypted bytes OpenSSL already holds (SSL_has_pending) / decrypted ones (SSL_pending). */
 int ats_conn_has_pending(const ats_conn *conn);
-/* Whether the socket is most likely drained: the last recv of our BIO returned fewer bytes than asked for (or
- * EAGAIN) and OpenSSL holds no bytes, so a read would only get WANT_READ. */
-int ats_conn_socket_drained(const ats_conn *conn);
 int ats_conn_pending(const ats_conn *conn);
 /* After ATS_SYSCALL: the socket's errno (0: end of stream). */
 int ats_conn_errno(const ats_conn *conn);
