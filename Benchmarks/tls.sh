@@ -35,7 +35,7 @@ while [[ $# -gt 0 ]]; do
         --impls) IMPLS="$2"; shift ;;
         --scenarios) SCENARIOS="$2"; shift ;;
         --no-build) BUILD=0 ;;
-        -h|--help) sed -n '2,20p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,18p' "$0"; exit 0 ;;
         *) echo "unknown option: $1" >&2; exit 2 ;;
     esac
     shift
