@@ -9,6 +9,7 @@ let package = Package(
         .package(name: "AsyncSockets", path: ".."),
         .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
         .package(url: "https://github.com/swhitty/FlyingFox", exact: "0.27.1"),
+        .package(url: "https://github.com/apple/swift-nio-ssl", from: "2.37.6"),
     ],
     targets: [
         // Echo servers: same CLI (`PORT`, binds 127.0.0.1, prints `listening PORT` when ready).
@@ -57,6 +58,31 @@ let package = Package(
         .executableTarget(
             name: "UDPEchoFlyingSocks",
             dependencies: [.product(name: "FlyingSocks", package: "FlyingFox")]
+        ),
+
+        // TLS echo servers (tls.sh): `NAME PORT CERT.pem KEY.pem`, otherwise the same CLI as the TCP ones.
+        .executableTarget(
+            name: "TLSEchoAsyncSockets",
+            dependencies: [
+                .product(name: "AsyncSockets", package: "AsyncSockets"),
+                .product(name: "AsyncSocketsTLS", package: "AsyncSockets"),
+            ]
+        ),
+        .executableTarget(
+            name: "TLSEchoNIOHandler",
+            dependencies: [
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+            ]
+        ),
+        .executableTarget(
+            name: "TLSEchoNIOAsync",
+            dependencies: [
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+            ]
         ),
 
         // Client-side ping-pong against the C echo server: same CLI and output as loadgen's pingpong.

@@ -362,6 +362,14 @@ public actor TLSSocket: LoopBound {
                 throw fail(error(status, "write", handshake: false))
             }
         }
+        // The records wait in the shim's write buffer (one send for all of them): send them before returning.
+        while true {
+            try checkUsable("write")
+            let status = ats_conn_flush(connection)
+            if status == Int32(ATS_OK) { return }
+            if status != Int32(ATS_WANT_WRITE) { throw fail(error(status, "write", handshake: false)) }
+            deadline = try await wait(.write, "write", limit: timeout, deadline: deadline)
+        }
     }
 
     // MARK: Shutdown and close

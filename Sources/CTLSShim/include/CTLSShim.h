@@ -78,6 +78,10 @@ int ats_conn_handshake(ats_conn *conn);
 int ats_conn_read(ats_conn *conn, void *buffer, size_t length, size_t *done);
 int ats_conn_write(ats_conn *conn, const void *buffer, size_t length, size_t *done);
 /* Sends close_notify: ATS_OK once sent (whether or not the peer's arrived). */
+/* Sends what earlier writes left in the write buffer: ATS_OK when all is sent, ATS_WANT_WRITE (wait for room,
+ * call again), ATS_SYSCALL (ats_conn_errno). Every ats_conn_write must be followed by flushing before the
+ * caller reports the write done. */
+int ats_conn_flush(ats_conn *conn);
 int ats_conn_shutdown(ats_conn *conn);
 /* Decrypted or undecrypted bytes OpenSSL already holds (SSL_has_pending) / decrypted ones (SSL_pending). */
 int ats_conn_has_pending(const ats_conn *conn);
