@@ -6,13 +6,17 @@ import Testing
 /// with `EMFILE` cleanly, accepting waits (backing off) instead of spinning or failing, and everything works
 /// again once descriptors are freed. The limit is restored on every path.
 ///
-/// The window is short and the descriptor-check gate keeps other socket tests out while it lasts.
+/// The window is short and the descriptor-check gate keeps other socket tests out while it lasts. While it
+/// lasts, the test runs on an event loop and waits on its timers, not through Dispatch (see ``LoopSleeper``:
+/// libdispatch's worker monitor crashes the process when it cannot open `/proc/<tid>/stat`).
 @Suite(.serialized) struct DescriptorExhaustionTests {
     static let noFileLimit = __rlimit_resource_t(RLIMIT_NOFILE.rawValue)
 
     /// Lowers the soft limit to just above the highest open descriptor, fills every free slot below it,
-    /// runs `body` with the fillers (close some to free slots), and restores limit and fillers.
-    static func withExhaustedDescriptors<T>(_ body: (inout [Int32]) async throws -> T) async throws -> T {
+    /// runs `body` on `loop` (the loop as its task's preferred executor) with the fillers (close some to free
+    /// slots), and restores limit and fillers.
+    static func withExhaustedDescriptors<T>(on loop: EventLoop,
+                                            _ body: (inout [Int32]) async throws -> T) async throws -> T {
         var saved = rlimit()
         #expect(getrlimit(Self.noFileLimit, &saved) == 0)
         let highest = openDescriptors().max() ?? 2
@@ -33,13 +37,13 @@ import Testing
             }
             fillers.append(fd)
         }
-        return try await body(&fillers)
+        return try await loop.run { try await body(&fillers) }
     }
 
     @Test func socketCreationFailsWithEMFILEAndRecovers() async throws { try await withDescriptorCheck {
         let server = try AsyncServer(host: "127.0.0.1", port: 0)
         let address = server.localAddress
-        try await Self.withExhaustedDescriptors { fillers in
+        try await Self.withExhaustedDescriptors(on: server.eventLoop) { fillers in
             expectSocketError(await caught { _ = try AsyncSocket.pair() }, [EMFILE])
             expectSocketError(await caught { _ = try await AsyncSocket.connect(to: address) }, [EMFILE])
             expectSocketError(await caught { _ = try await AsyncSocket.connect(to: Endpoint(host: "127.0.0.1", port: address.port!)) },
@@ -72,14 +76,15 @@ import Testing
         let client = try await AsyncSocket.connect(to: server.localAddress)
         let (timerA, timerB) = try AsyncSocket.pair()
         await timerA.setTimeout(.milliseconds(300))
-        try await Self.withExhaustedDescriptors { fillers in
-            let accepting = Task { try await server.accept() }
+        let sleeper = try LoopSleeper()
+        try await Self.withExhaustedDescriptors(on: sleeper.loop) { fillers in
+            let accepting = Task(executorPreference: sleeper.loop) { try await server.accept() }
             // While no descriptor is free, accept4 fails with EMFILE: the accept backs off and retries,
             // it neither returns nor throws.
             expectSocketError(await caught { _ = try await timerA.read(upTo: 1) }, [ETIMEDOUT])
             // Free one slot: the pending accept completes with the waiting connection.
             _ = Glibc.close(fillers.removeLast())
-            let accepted = try #require(try await withDeadline(30, "accept after EMFILE") { try await accepting.value })
+            let accepted = try #require(try await sleeper.within(.seconds(30), "accept after EMFILE") { try await accepting.value })
             try await client.write([7])
             #expect(try await accepted.read(upTo: 1) == [7])
             await accepted.close()
@@ -87,6 +92,7 @@ import Testing
         await client.close()
         await timerA.close()
         await timerB.close()
+        await sleeper.close()
         server.close()
     } }
 }

@@ -114,4 +114,35 @@ import Testing
         await w.close()
         await r.close()
     } }
+    /// A reader that finds its data without waiting, in a job after a poll that reported the socket with
+    /// nobody waiting (a request/response body whose reads come in a later job), keeps its read event
+    /// registered: the reports were followed by reads that took the data, so they were not unwanted, and
+    /// removing the event would only cost an `epoll_ctl` to remove it and another to add it at the next wait.
+    @Test func aReaderBetweenReadsKeepsItsRegistration() async throws { try await withDescriptorCheck {
+        let loop = EventLoop.next()
+        let (a, b) = try AsyncSocket.pair(on: loop)
+        // A read waits: that registers b's read event.
+        let first = Task { try await b.read(upTo: 1) }
+        try await CoreFixtures.waitUntil("the read waits") { await b.coreTestWaitState().reading }
+        try await a.write([0])
+        #expect(try await CoreFixtures.value(of: first) == [0])
+        #expect(await b.coreTestReadRegistered(), "a wait registers the read event")
+        let receivesBefore = await b.emptyReceives
+        let rounds = try await loop.run { () async throws -> [Bool] in
+            var registered: [Bool] = []
+            for round in 1...8 {
+                try await a.write([UInt8(round)])
+                // Exactly one poll before the read (a zero-length sleep on the loop's timer): it reports b
+                // readable while nobody waits on b.
+                _ = await a.yieldToLoop(.write)
+                #expect(try await b.read(upTo: 1) == [UInt8(round)])
+                registered.append(await b.coreTestReadRegistered())
+            }
+            return registered
+        }
+        #expect(rounds == Array(repeating: true, count: 8), "read event registered after each round: \(rounds)")
+        #expect(await b.emptyReceives == receivesBefore, "every read found its byte")
+        await a.close()
+        await b.close()
+    } }
 }

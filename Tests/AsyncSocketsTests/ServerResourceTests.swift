@@ -90,12 +90,17 @@ private final class DescriptorExhaustion {
 }
 
 /// Tests that change process-wide resources (the descriptor limit) and measure CPU time: one at a time.
+///
+/// While the descriptor table is full, each test runs on an event loop and waits on its timers
+/// (``LoopSleeper``), never through Dispatch: libdispatch's worker monitor crashes the process when it cannot
+/// open `/proc/<tid>/stat` while a global queue has work waiting.
 @Suite(.serialized) struct ServerResourceTests {
     /// Out of descriptors, the accept loop neither dies nor spins: it backs off and accepts again once
     /// descriptors are free.
     @Test func acceptBacksOffWithoutSpinningWhenOutOfDescriptors() async throws {
         try await DescriptorExhaustion.warmUpClocks()
         try await withDescriptorCheck {
+        let sleeper = try LoopSleeper()
         let server = try AsyncServer(host: "127.0.0.1", port: 0)
         let port = server.localAddress.port!
         let waiting = try await T.connect(port) // in the kernel's queue until accepted
@@ -103,30 +108,32 @@ private final class DescriptorExhaustion {
 
         let exhaustion = try await DescriptorExhaustion.make()
         defer { exhaustion.release() }
-        let accepting = Task { try await server.accept() }
-        #expect(await T.eventually { await server.listener.backoffCount >= 1 }, "accept never hit EMFILE")
+        let (accepting, processCPU, loopCPU, wall, backoffs, totalBackoffs) = await sleeper.loop.run {
+            let accepting = Task(executorPreference: sleeper.loop) { try await server.accept() }
+            #expect(await sleeper.eventually { await server.listener.backoffCount >= 1 }, "accept never hit EMFILE")
 
-        // Measure while backing off. (The sleep is the measurement window, not an ordering device.)
-        let backoffsBefore = await server.listener.backoffCount
-        let processBefore = T.processCPUTime()
-        let loopBefore = T.threadCPUTime(of: server.eventLoop)
-        let wallBefore = ContinuousClock.now
-        try await Task.sleep(for: .seconds(1))
-        let wall = ContinuousClock.now - wallBefore
-        let processCPU = T.processCPUTime() - processBefore
-        let loopAfter = T.threadCPUTime(of: server.eventLoop)
-        let totalBackoffs = await server.listener.backoffCount
-        let backoffs = totalBackoffs - backoffsBefore
-        #expect(await server.listener.pendingAccepts == 1, "the accept is still waiting")
-
+            // Measure while backing off. (The pause is the measurement window, not an ordering device.)
+            let backoffsBefore = await server.listener.backoffCount
+            let processBefore = T.processCPUTime()
+            let loopBefore = T.threadCPUTime(of: server.eventLoop)
+            let wallBefore = ContinuousClock.now
+            await sleeper.pause(.seconds(1))
+            let wall = ContinuousClock.now - wallBefore
+            let processCPU = T.processCPUTime() - processBefore
+            let loopAfter = T.threadCPUTime(of: server.eventLoop)
+            let totalBackoffs = await server.listener.backoffCount
+            #expect(await server.listener.pendingAccepts == 1, "the accept is still waiting")
+            let loopCPU = loopBefore.flatMap { before in loopAfter.map { $0 - before } }
+            return (accepting, processCPU, loopCPU, wall, totalBackoffs - backoffsBefore, totalBackoffs)
+        }
         exhaustion.release()
         let accepted = try #require(try await T.within(.seconds(10), "accept after descriptors came back") { try await accepting.value })
 
         // A spinning loop burns a whole core (~1 s of CPU per second); backing off from 10 ms to 1 s costs
         // a handful of syscalls.
         #expect(processCPU < wall / 2, "process used \(processCPU) of CPU in \(wall) while backing off")
-        if let loopBefore, let loopAfter {
-            #expect(loopAfter - loopBefore < .milliseconds(200), "the loop thread used \(loopAfter - loopBefore) of CPU in \(wall)")
+        if let loopCPU {
+            #expect(loopCPU < .milliseconds(200), "the loop thread used \(loopCPU) of CPU in \(wall)")
         }
         // Retried (10, 30, 70, 150, … ms after the first failure), but only a handful of times.
         #expect(totalBackoffs >= 2, "the loop stopped retrying (\(totalBackoffs) retries)")
@@ -138,30 +145,36 @@ private final class DescriptorExhaustion {
         let nextAccepted = try #require(try await T.within(.seconds(10)) { try await server.accept() })
         for socket in [waiting, accepted, next, nextAccepted] { await socket.close() }
         server.close()
+        await sleeper.close()
     } }
 
     @Test func closeEndsAnAcceptThatIsBackingOff() async throws {
         try await DescriptorExhaustion.warmUpClocks()
         try await withDescriptorCheck {
+        let sleeper = try LoopSleeper()
         let server = try AsyncServer(host: "127.0.0.1", port: 0)
         let waiting = try await T.connect(server.localAddress.port!)
         let exhaustion = try await DescriptorExhaustion.make()
         defer { exhaustion.release() }
-        let accepting = Task { try await server.accept() }
-        // After 7 failures the loop sleeps 640 ms (10, 20, 40, … ms before): close() must cut that sleep short.
-        #expect(await T.eventually { await server.listener.backoffCount >= 7 })
-        let start = ContinuousClock.now
-        server.close()
-        let result = try await T.within(.seconds(10)) { try await accepting.value }
-        #expect(result == nil)
-        #expect(ContinuousClock.now - start < .milliseconds(400), "close() took \(ContinuousClock.now - start)")
+        try await sleeper.loop.run {
+            let accepting = Task(executorPreference: sleeper.loop) { try await server.accept() }
+            // After 7 failures the loop sleeps 640 ms (10, 20, 40, … ms before): close() must cut that sleep short.
+            #expect(await sleeper.eventually { await server.listener.backoffCount >= 7 })
+            let start = ContinuousClock.now
+            server.close()
+            let result = try await sleeper.within(.seconds(10), "the accept after close()") { try await accepting.value }
+            #expect(result == nil)
+            #expect(ContinuousClock.now - start < .milliseconds(400), "close() took \(ContinuousClock.now - start)")
+        }
         exhaustion.release()
         await waiting.close()
+        await sleeper.close()
     } }
 
     @Test func serveSurvivesRunningOutOfDescriptors() async throws {
         try await DescriptorExhaustion.warmUpClocks()
         try await withDescriptorCheck {
+        let sleeper = try LoopSleeper()
         let server = try AsyncServer(host: "127.0.0.1", port: 0)
         let port = server.localAddress.port!
         async let served: Void = server.serve(handler: T.echo)
@@ -172,11 +185,14 @@ private final class DescriptorExhaustion {
 
         let exhaustion = try await DescriptorExhaustion.make()
         defer { exhaustion.release() }
-        // Free exactly one descriptor for the client's socket: the server's accept then finds none.
-        exhaustion.freeOne()
-        let second = try await T.connect(port)
-        #expect(await T.eventually { await server.listener.backoffCount >= 2 }, "serve's accept never hit EMFILE")
-        try await second.write("b")
+        let second = try await sleeper.loop.run {
+            // Free exactly one descriptor for the client's socket: the server's accept then finds none.
+            exhaustion.freeOne()
+            let second = try await T.connect(port)
+            #expect(await sleeper.eventually { await server.listener.backoffCount >= 2 }, "serve's accept never hit EMFILE")
+            try await second.write("b")
+            return second
+        }
         exhaustion.release()
         #expect(try await T.within(.seconds(10)) { try await second.read(exactly: 1) } == Array("b".utf8))
         // The first client's handler was not disturbed either.
@@ -186,5 +202,6 @@ private final class DescriptorExhaustion {
         await client.close()
         server.close()
         try await served
+        await sleeper.close()
     } }
 }

@@ -124,6 +124,23 @@ package final class SocketCore: @unchecked Sendable {
         self[direction].hint = false
     }
 
+    /// A read found data: the readiness reports since the last wait were not unwanted after all (a reader that
+    /// is between reads, not one that went away), so the read event stays registered. Without this, a reader
+    /// that often finds its data without waiting (a request/response body whose reads come in a later job)
+    /// would see its event removed after two reports and added again at its next wait: two `epoll_ctl` calls.
+    /// A level-triggered event whose data nobody consumes still reports with no read in between, and is
+    /// removed as before. Loop thread only.
+    @inline(__always)
+    func noteDataConsumed() {
+        self[.read].unwantedReports = 0
+    }
+
+    /// Whether the readiness event of `direction` is registered with libevent (added by a wait, not yet
+    /// removed as unwanted). For tests and diagnostics. Loop thread only.
+    func isRegistered(_ direction: IODirection) -> Bool {
+        self[direction].event.isArmed
+    }
+
     /// Starts a wait: registers the direction if needed, arms the timeout, stores the waiter; or resumes
     /// `continuation` at once (closed, already ready, libevent failure). Loop thread only.
     func beginWait(_ direction: IODirection, id: UInt64, timeoutMicroseconds: Int64, sleep: Bool,

@@ -61,6 +61,9 @@ public actor AsyncSocket: LoopBound {
     private var readFilledLimitInJob: UInt = 0
     /// `tryReceive` returned nil to put the read behind the loop's queued jobs, not to wait for readiness.
     private var readDeferred = false
+    /// How many `recv` calls of this socket's reads found nothing (`EAGAIN`): each one is a syscall spent on
+    /// learning that the read must wait. For tests and diagnostics.
+    private(set) var emptyReceives = 0
     private var writeBudget = IOBudget()
     /// An error that ended a ``read(upTo:)`` after it had bytes to return; the next read throws it.
     private var pendingReadError: (any Error)?
@@ -436,12 +439,19 @@ public actor AsyncSocket: LoopBound {
         // goes behind them first, a plain place in the queue; by then the answer has often arrived. A task
         // that hops between its calls (code in `EventLoop.run` that is not isolated to the socket) already
         // went behind the queue at each hop, so its reads come in another job and go straight on. Once per
-        // read: the read that comes back does the `recv`.
+        // read: the read that comes back does the `recv`. With nothing queued (one connection, or every other
+        // one waiting) the answer cannot have come yet unless the peer runs on another core: the read counts
+        // the socket as drained and waits for readiness without the `recv` that would most likely fail (the
+        // next poll reports the socket at once if the answer is there: read readiness is level-triggered).
         if readFilledLimitInJob != 0 {
             let sameJob = readFilledLimitInJob == core.loop.jobSerial
             readFilledLimitInJob = 0
-            if sameJob, handsLoopBack, core.loop.hasQueuedJobs, core.loop.currentTaskPrefersLoop {
-                readDeferred = true
+            if sameJob, handsLoopBack, core.loop.currentTaskPrefersLoop {
+                if core.loop.hasQueuedJobs {
+                    readDeferred = true
+                } else {
+                    core.markDrained(.read)
+                }
                 return nil
             }
         }
@@ -451,6 +461,7 @@ public actor AsyncSocket: LoopBound {
         }
         switch try Syscall.nonBlocking(operation, address: peer, { attempt(fd) }) {
         case .processed(let n):
+            if n > 0 { core.noteDataConsumed() }
             if n < limit {
                 // Most likely drained: the next read waits for readiness, which starts a new turn.
                 core.markDrained(.read)
@@ -461,6 +472,7 @@ public actor AsyncSocket: LoopBound {
             }
             return n
         case .wouldBlock:
+            emptyReceives &+= 1
             core.markDrained(.read)
             readBudget.reset()
             return nil

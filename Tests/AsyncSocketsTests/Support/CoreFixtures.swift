@@ -154,6 +154,9 @@ enum CoreFixtures {
 extension AsyncSocket {
     /// The core's wait state, read on the socket's loop (test helper).
     func coreTestWaitState() -> SocketCore.WaitState { core.waitState }
+
+    /// Whether the core's read readiness event is registered, read on the socket's loop (test helper).
+    func coreTestReadRegistered() -> Bool { core.isRegistered(.read) }
 }
 
 extension Listener {
