@@ -107,6 +107,10 @@ public actor TLSSocket: LoopBound {
         get async throws { try await socket.remoteAddress }
     }
 
+    /// How many `recv` calls this connection made that found nothing (`EAGAIN`): each is a syscall spent on
+    /// learning that a read must wait. For tests and diagnostics.
+    package var emptyReceives: Int { ats_conn_empty_receives(connection) }
+
     /// SSL objects alive in the process (for leak checks).
     package static var liveConnectionCount: Int { ats_live_connections() }
 
@@ -183,17 +187,24 @@ public actor TLSSocket: LoopBound {
         guard maxBytes > 0 else {
             throw socket.transportInvalidArgument("read(upTo:)", "maxBytes must be positive, got \(maxBytes)")
         }
-        try await lock(.read, "read")
+        if !core.tryAcquire(.read) { try await lock(.read, "read") }
         defer { core.release(.read) }
-        var bytes: [UInt8] = []
+        let scratch = socket.transportScratch
+        let limit = min(maxBytes, scratch.count)
         var deadline: Deadline?
-        while try readStep(upTo: maxBytes, { bytes = Array($0) }) == nil {
+        while true {
+            // Copied out of the loop's shared scratch buffer in the same synchronous step as the read.
+            if let n = try readStep(into: scratch.baseAddress!, capacity: limit) {
+                return Array(UnsafeRawBufferPointer(rebasing: scratch[..<n]))
+            }
             deadline = try await wait(pendingDirection, "read", limit: timeout, deadline: deadline)
         }
-        return bytes
     }
 
-    /// Reads at least one and at most `maxBytes` decrypted bytes and appends them to `buffer`.
+    /// Reads at least one and at most `maxBytes` decrypted bytes and appends them to `buffer`. When `buffer`
+    /// has at least 4 KiB of spare capacity (a reused buffer), OpenSSL decrypts straight into it, growing it
+    /// if needed to take up to `maxBytes` (at most 64 KiB per call): no copy. A buffer with less spare capacity
+    /// gets a copy of exactly what arrived.
     ///
     /// - Returns: the number of bytes appended; `0` only at the end of the stream.
     /// - Throws: as ``read(upTo:)``.
@@ -201,14 +212,36 @@ public actor TLSSocket: LoopBound {
         guard maxBytes > 0 else {
             throw socket.transportInvalidArgument("read(into:upTo:)", "maxBytes must be positive, got \(maxBytes)")
         }
-        try await lock(.read, "read")
+        if !core.tryAcquire(.read) { try await lock(.read, "read") }
         defer { core.release(.read) }
+        let scratch = socket.transportScratch
         var deadline: Deadline?
         while true {
-            if let n = try readStep(upTo: maxBytes, { buffer.append(contentsOf: $0) }) { return n }
+            let spare = buffer.capacity - buffer.count
+            let limit = min(maxBytes, scratch.count)
+            if spare >= min(limit, Self.directReadMinimum) {
+                // Straight into the buffer, grown to take `limit` more if needed (a reused buffer keeps its
+                // capacity; one that stayed at its first read's size would cap every later read at that size).
+                let room = limit
+                var outcome: Result<Int?, any Error> = .success(nil)
+                buffer.append(addingCapacity: room) { span in
+                    span.withUnsafeMutableBufferPointer { memory, initialized in
+                        outcome = Result { try readStep(into: UnsafeMutableRawPointer(memory.baseAddress!), capacity: room) }
+                        if case .success(let n?) = outcome { initialized = n }
+                    }
+                }
+                if let n = try outcome.get() { return n }
+            } else if let n = try readStep(into: scratch.baseAddress!, capacity: limit) {
+                // Copied out of the loop's shared scratch buffer in the same synchronous step as the read.
+                buffer.append(contentsOf: UnsafeRawBufferPointer(rebasing: scratch[..<n]))
+                return n
+            }
             deadline = try await wait(pendingDirection, "read", limit: timeout, deadline: deadline)
         }
     }
+
+    /// The spare capacity from which ``read(into:upTo:)`` decrypts straight into the caller's buffer.
+    static let directReadMinimum = 4096
 
     /// Reads exactly `count` decrypted bytes.
     ///
@@ -217,19 +250,23 @@ public actor TLSSocket: LoopBound {
         guard count >= 0 else {
             throw socket.transportInvalidArgument("read(exactly:)", "count must not be negative, got \(count)")
         }
-        try await lock(.read, "read")
+        if !core.tryAcquire(.read) { try await lock(.read, "read") }
         defer { core.release(.read) }
         if count == 0 { try checkUsable("read"); return [] }
         var bytes: [UInt8] = []
         bytes.reserveCapacity(min(count, 16 << 20))
         var deadline: Deadline?
         var sinceYield = 0
+        let scratch = socket.transportScratch
         while bytes.count < count {
-            guard let n = try readStep(upTo: count - bytes.count, { bytes.append(contentsOf: $0) }) else {
+            let limit = min(count - bytes.count, scratch.count)
+            guard let n = try readStep(into: scratch.baseAddress!, capacity: limit) else {
                 deadline = try await wait(pendingDirection, "read", limit: timeout, deadline: deadline)
                 continue
             }
             if n == 0 { throw IncompleteReadError(partial: bytes, expected: count) }
+            // Copied out of the loop's shared scratch buffer in the same synchronous step as the read.
+            bytes.append(contentsOf: UnsafeRawBufferPointer(rebasing: scratch[..<n]))
             deadline = nil
             sinceYield += n
             if sinceYield >= Self.fairnessQuantum, bytes.count < count {
@@ -244,27 +281,35 @@ public actor TLSSocket: LoopBound {
     /// The direction the last step that could not finish is waiting for.
     private var pendingDirection: IODirection = .read
 
-    /// One synchronous read step: OpenSSL's `SSL_read_ex` into the loop's scratch buffer, then more while
-    /// OpenSSL already holds bytes (`SSL_has_pending`), up to `limit`; `deliver` copies them out in the same step.
-    /// Returns the count (0 at the end of the stream), or nil when the caller must wait for
-    /// ``pendingDirection`` and call again.
-    private func readStep(upTo limit: Int, _ deliver: (UnsafeRawBufferPointer) -> Void) throws -> Int? {
+    /// One synchronous read step: OpenSSL's `SSL_read_ex` into `destination` (at most `capacity` bytes), then
+    /// more while OpenSSL already holds bytes (`SSL_has_pending`). Returns the count (0 at the end of the
+    /// stream), or nil when the caller must wait for ``pendingDirection`` and call again.
+    ///
+    /// A read that took everything (nothing left in OpenSSL, and our BIO's last `recv` came back short) marks
+    /// the socket drained, as `AsyncSocket`'s short reads do: the next read then
+    /// waits for a readiness report instead of calling `SSL_read_ex` and `recv` only to learn that nothing
+    /// came (request and response: the handler writes its answer and reads again before the next request can
+    /// have arrived). Safe because read readiness is level-triggered and nothing is buffered in OpenSSL: bytes
+    /// that did arrive are reported by the next poll.
+    private func readStep(into destination: UnsafeMutableRawPointer, capacity: Int) throws -> Int? {
         if receivedCloseNotify { return 0 }
         try checkUsable("read")
-        let scratch = socket.transportScratch
-        let limit = min(limit, scratch.count)
         var status: Int32
         var count = 0
         if let stashed = stashedReadStatus {
             stashedReadStatus = nil
             status = stashed
         } else {
+            if !core.readHint, ats_conn_has_pending(connection) == 0 {
+                pendingDirection = .read
+                return nil
+            }
             var done = 0
-            status = ats_conn_read(connection, scratch.baseAddress, limit, &done)
+            status = ats_conn_read(connection, destination, capacity, &done)
             if status == Int32(ATS_OK) {
                 count = done
-                while count < limit, ats_conn_has_pending(connection) != 0 {
-                    let next = ats_conn_read(connection, scratch.baseAddress! + count, limit - count, &done)
+                while count < capacity, ats_conn_has_pending(connection) != 0 {
+                    let next = ats_conn_read(connection, destination + count, capacity - count, &done)
                     if next == Int32(ATS_OK) {
                         count += done
                     } else {
@@ -272,11 +317,14 @@ public actor TLSSocket: LoopBound {
                         break
                     }
                 }
+                if stashedReadStatus == nil, ats_conn_input_drained(connection) != 0,
+                   ats_conn_has_pending(connection) == 0 {
+                    core.markDrained(.read)
+                }
             }
         }
         switch status {
         case Int32(ATS_OK):
-            deliver(UnsafeRawBufferPointer(rebasing: scratch[..<count]))
             return count
         case Int32(ATS_WANT_READ):
             pendingDirection = .read
@@ -328,7 +376,7 @@ public actor TLSSocket: LoopBound {
     }
 
     private func send(_ bytes: ArraySlice<UInt8>) async throws {
-        try await lock(.write, "write")
+        if !core.tryAcquire(.write) { try await lock(.write, "write") }
         defer { core.release(.write) }
         try checkUsable("write")
         if sentCloseNotify {
@@ -450,7 +498,8 @@ public actor TLSSocket: LoopBound {
                         verificationError: verification)
     }
 
-    /// Takes the socket's operation lock of `direction` (FIFO).
+    /// Takes the socket's operation lock of `direction` (FIFO). Hot paths try `core.tryAcquire` inline first:
+    /// an async call costs a frame on the task's allocator even when it does not suspend.
     private func lock(_ direction: IODirection, _ operation: String) async throws {
         if core.tryAcquire(direction) { return }
         switch await acquire(direction) {

@@ -43,6 +43,10 @@ struct ats_conn {
     int fd;
     int io_errno;
     int eof;
+    /* The last recv of our BIO returned less than it asked for (or EAGAIN): the socket was drained then. */
+    int input_drained;
+    /* recv calls of our BIO that found nothing (EAGAIN), for tests and diagnostics. */
+    long empty_receives;
     int verify_failure;
     char error[ATS_ERROR_LENGTH];
     char verify_error[ATS_ERROR_LENGTH];
@@ -330,13 +334,18 @@ static int bio_read(BIO *bio, char *buffer, int length) {
     BIO_clear_retry_flags(bio);
     for (;;) {
         ssize_t n = recv(conn->fd, buffer, (size_t)length, 0);
-        if (n > 0) return (int)n;
+        if (n > 0) {
+            conn->input_drained = n < length;
+            return (int)n;
+        }
         if (n == 0) {
             conn->eof = 1;
             return 0;
         }
         if (errno == EINTR) continue;
         if (errno == EAGAIN || errno == EWOULDBLOCK) {
+            conn->input_drained = 1;
+            conn->empty_receives += 1;
             BIO_set_retry_read(bio);
         } else {
             conn->io_errno = errno;
@@ -463,6 +472,13 @@ int ats_conn_set_host(ats_conn *conn, const char *host, int is_ip, int verify) {
     return ok;
 }
 
+/* Empties this thread's error queue before an SSL call, so that the call's result is read from its own errors
+ * only. Peeks first: ERR_clear_error walks all 16 slots of the queue (two OPENSSL_free calls each) even when the
+ * queue is empty, which is nearly always; per 64-byte round trip that was 2.5% of the server's time. */
+static inline void clear_errors(void) {
+    if (ERR_peek_error() != 0) ERR_clear_error();
+}
+
 /* Maps the result of one SSL call; reads the error queue right after it (same thread). */
 static int finish(ats_conn *conn, int ok) {
     if (ok > 0) return ATS_OK;
@@ -498,27 +514,27 @@ static int finish(ats_conn *conn, int ok) {
 }
 
 int ats_conn_handshake(ats_conn *conn) {
-    ERR_clear_error();
+    clear_errors();
     conn->io_errno = 0;
     return finish(conn, SSL_do_handshake(conn->ssl));
 }
 
 int ats_conn_read(ats_conn *conn, void *buffer, size_t length, size_t *done) {
-    ERR_clear_error();
+    clear_errors();
     conn->io_errno = 0;
     *done = 0;
     return finish(conn, SSL_read_ex(conn->ssl, buffer, length, done));
 }
 
 int ats_conn_write(ats_conn *conn, const void *buffer, size_t length, size_t *done) {
-    ERR_clear_error();
+    clear_errors();
     conn->io_errno = 0;
     *done = 0;
     return finish(conn, SSL_write_ex(conn->ssl, buffer, length, done));
 }
 
 int ats_conn_flush(ats_conn *conn) {
-    ERR_clear_error();
+    clear_errors();
     conn->io_errno = 0;
     BIO *wbio = SSL_get_wbio(conn->ssl);
     if (BIO_wpending(wbio) == 0) return ATS_OK;
@@ -541,6 +557,8 @@ int ats_conn_shutdown(ats_conn *conn) {
 }
 
 int ats_conn_has_pending(const ats_conn *conn) { return SSL_has_pending(conn->ssl); }
+int ats_conn_input_drained(const ats_conn *conn) { return conn->input_drained; }
+long ats_conn_empty_receives(const ats_conn *conn) { return conn->empty_receives; }
 int ats_conn_pending(const ats_conn *conn) { return SSL_pending(conn->ssl); }
 int ats_conn_errno(const ats_conn *conn) { return conn->io_errno; }
 const char *ats_conn_error(const ats_conn *conn) { return conn->error; }

@@ -74,7 +74,7 @@ package final class SocketCore: @unchecked Sendable {
     package var isClosed: Bool { fd < 0 }
 
     /// Whether a read may find data without waiting (see ``DirectionState/hint``).
-    var readHint: Bool {
+    package var readHint: Bool {
         @inline(__always) get { self[.read].hint }
     }
 

@@ -86,6 +86,11 @@ int ats_conn_shutdown(ats_conn *conn);
 /* Decrypted or undecrypted bytes OpenSSL already holds (SSL_has_pending) / decrypted ones (SSL_pending). */
 int ats_conn_has_pending(const ats_conn *conn);
 int ats_conn_pending(const ats_conn *conn);
+/* Whether the last recv of the connection's BIO took less than it asked for, or found nothing: the socket was
+ * drained then, so a read that finds nothing buffered (ats_conn_has_pending) will most likely have to wait. */
+int ats_conn_input_drained(const ats_conn *conn);
+/* How many recv calls of the connection's BIO found nothing (EAGAIN). */
+long ats_conn_empty_receives(const ats_conn *conn);
 /* After ATS_SYSCALL: the socket's errno (0: end of stream). */
 int ats_conn_errno(const ats_conn *conn);
 /* After ATS_FAILED: OpenSSL's reason, e.g. "certificate verify failed". */

@@ -1,6 +1,7 @@
 @testable import AsyncSockets
 import AsyncSocketsTLS
 import Foundation
+import Synchronization
 import Testing
 
 private typealias F = TLSFixtures
@@ -456,5 +457,82 @@ private typealias F = TLSFixtures
         }
         #expect(TLSSocket.liveConnectionCount <= before.0)
         #expect(TLSContext.liveCount <= before.1 + 1)  // the server's own context, until it is released
+    } }
+    /// Request and response: after a read that took everything the socket had, the next read (after the
+    /// answer is written) waits for readiness instead of calling `SSL_read` and a `recv` that finds nothing.
+    /// Both sides, 100 round trips of 64 bytes: before, every round trip paid one empty `recv` on each side.
+    @Test func readAfterAWriteWaitsWithoutAnEmptyReceive() async throws { try await withDescriptorCheck {
+        let serverEmpty = Mutex<[Int]>([])
+        let (server, task) = try F.startServer(try await F.serverContext()) { tls in
+            let before = tls.emptyReceives
+            var buffer: [UInt8] = []
+            while try await tls.read(into: &buffer, upTo: 65536) > 0 {
+                try await tls.write(buffer)
+                buffer.removeAll(keepingCapacity: true)
+            }
+            let count = tls.emptyReceives - before
+            serverEmpty.withLock { $0.append(count) }
+        }
+        let rounds = 100
+        let clientEmpty = try await TLSSocket.withConnection(to: Endpoint(host: "127.0.0.1", port: F.port(server)),
+                                                             context: try await F.clientContext(),
+                                                             serverName: "localhost") { tls in
+            let message = [UInt8](repeating: 9, count: 64)
+            try await tls.write(message)                      // warm-up: the handshake's last bytes are read
+            _ = try await tls.read(exactly: 64)
+            let before = tls.emptyReceives
+            for _ in 0..<rounds {
+                try await tls.write(message)
+                #expect(try await tls.read(exactly: 64) == message)
+            }
+            let count = tls.emptyReceives - before
+            try await tls.shutdown(.write)
+            _ = try await tls.read(upTo: 1)                   // the server's end of stream: its handler is done
+            return count
+        }
+        server.close()
+        try await task.value
+        // Nearly 0 (a read whose bytes came in two pieces may still find nothing once); `rounds` before.
+        #expect(clientEmpty <= rounds / 10, "client: \(clientEmpty) empty receives in \(rounds) round trips")
+        let serverCounts = serverEmpty.withLock { $0 }
+        #expect(serverCounts.count == 1)
+        #expect(serverCounts.allSatisfy { $0 <= rounds / 10 }, "server: \(serverCounts) empty receives in \(rounds + 1) round trips")
+    } }
+
+    /// `read(into:upTo:)` decrypts straight into a buffer with spare capacity (growing it as needed) and
+    /// copies into one without: either way the bytes come in order, after what the buffer already held.
+    @Test func readIntoKeepsTheBufferAndTheOrder() async throws { try await withDescriptorCheck {
+        let (server, task) = try F.startServer(try await F.serverContext(), F.echo)
+        let client = try await TLSSocket.connect(to: Endpoint(host: "127.0.0.1", port: F.port(server)),
+                                                 context: try await F.clientContext(), serverName: "localhost")
+        let payload = (0..<300_000).map { UInt8(truncatingIfNeeded: $0 &* 7) }
+        let writer = Task { try await client.write(payload) }
+        var direct: [UInt8] = [1, 2, 3]
+        direct.reserveCapacity(8192)                       // spare capacity: straight into it
+        var copied: [UInt8] = [4]                          // no spare capacity to speak of: a copy
+        var received: [UInt8] = []
+        var turn = 0
+        while received.count < payload.count {
+            turn += 1
+            let want = min(payload.count - received.count, 65536)
+            if turn % 2 == 0 {
+                let start = direct.count
+                let n = try await client.read(into: &direct, upTo: want)
+                #expect(n > 0 && n <= want && direct.count == start + n)
+                received += direct[start...]
+            } else {
+                let start = copied.count
+                let n = try await client.read(into: &copied, upTo: want)
+                #expect(n > 0 && n <= want && copied.count == start + n)
+                received += copied[start...]
+                copied = [4]
+            }
+        }
+        try await writer.value
+        #expect(received == payload)
+        #expect(direct.prefix(3) == [1, 2, 3])
+        await client.close()
+        server.close()
+        try await task.value
     } }
 }
