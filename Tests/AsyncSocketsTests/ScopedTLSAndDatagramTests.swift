@@ -329,6 +329,36 @@ private func portIsFree(_ address: SocketAddress) -> Bool {
         #expect(portIsFree(thrownLocal))
     } }
 
+    /// The unix-path form: the body receives on the bound file; afterwards the socket is closed and the file
+    /// gone, whether the body returned or threw; a path that exists already fails as the plain bind does.
+    @Test func boundToAUnixPath() async throws { try await withDescriptorCheck {
+        let path = "/tmp/as-scoped-\(getpid())-\(UInt32.random(in: 0...UInt32.max)).sock"
+        let (socket, received) = try await DatagramSocket.withBound(unixPath: path) { socket in
+            let sender = try DatagramSocket.unbound(family: .unix)
+            try await sender.send(Array("to the file".utf8), to: try SocketAddress(unixPath: path))
+            await sender.close()
+            return (socket, try await socket.receive().bytes)
+        }
+        #expect(received == Array("to the file".utf8))
+        #expect(await socket.isClosed)
+        #expect(access(path, F_OK) != 0, "the socket file is removed")
+
+        await #expect(throws: BodyError(id: 10)) {
+            try await DatagramSocket.withBound(unixPath: path) { _ in throw BodyError(id: 10) }
+        }
+        #expect(access(path, F_OK) != 0, "the socket file is removed after a throw")
+
+        let blocker = try DatagramSocket.bind(unixPath: path)
+        let direct = await F.error { _ = try DatagramSocket.bind(unixPath: path) }
+        let ran = Mutex(false)
+        let scoped = await F.error { try await DatagramSocket.withBound(unixPath: path) { _ in ran.withLock { $0 = true } } }
+        let expected = try #require(direct as? SocketError)
+        #expect((scoped as? SocketError) == expected)
+        #expect(expected.code == EADDRINUSE)
+        #expect(!ran.withLock { $0 })
+        await blocker.close()
+    } }
+
     /// A bind error (the port is taken) is the plain bind's, and the body never runs.
     @Test func boundErrorIsUnchanged() async throws { try await withDescriptorCheck {
         let taken = try DatagramSocket.bind(host: "127.0.0.1", port: 0)

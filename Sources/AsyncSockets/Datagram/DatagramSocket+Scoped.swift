@@ -145,6 +145,36 @@ extension DatagramSocket {
         return result.value
     }
 
+    /// A unix datagram socket bound to the file `path` for the length of `body`, as ``bind(unixPath:on:)``
+    /// creates it, closed when `body` returns, throws or is cancelled; closing removes the file.
+    ///
+    /// `body` is isolated to the socket and runs on its event loop with no thread hops, and must not block: see
+    /// ``withConnection(to:timeout:broadcast:on:isolation:_:)``. A failed bind throws what
+    /// ``bind(unixPath:on:)`` throws (and `body` never runs); an error from `body` is rethrown as it is, after
+    /// the socket is closed.
+    ///
+    /// - Parameters:
+    ///   - path: the socket file to create (it must not exist yet).
+    ///   - timeout: becomes the socket's ``timeout`` for the sends and receives in `body`. `nil`: no bound.
+    ///   - loop: the event loop to run on; `nil` picks one as for any new socket.
+    ///   - isolation: the caller's isolation, where the result is delivered (leave the default).
+    ///   - body: uses the bound socket; its result is returned.
+    /// - Returns: what `body` returns.
+    /// - Throws: the bind's ``SocketError``, or `body`'s error.
+    public static func withBound<T>(
+        unixPath path: String, timeout: Duration? = nil, on loop: EventLoop? = nil,
+        isolation: isolated (any Actor)? = #isolation,
+        _ body: (isolated DatagramSocket) async throws -> sending T
+    ) async throws -> sending T {
+        let loop = loop ?? EventLoop.next()
+        let result = try await withTaskExecutorPreference(loop, isolation: isolation) {
+            let socket = try bind(unixPath: path, on: loop)
+            await socket.setTimeout(timeout)
+            return try await scoped(socket, isolation: isolation, body)
+        }
+        return result.value
+    }
+
     /// An unbound socket of `address`'s family on `loop`, connected to `address`; closed if the connect fails.
     private static func connected(to address: SocketAddress, timeout: Duration?, broadcast: Bool,
                                   on loop: EventLoop) async throws -> DatagramSocket {
