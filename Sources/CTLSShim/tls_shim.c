@@ -47,6 +47,12 @@ struct ats_conn {
     int input_drained;
     /* recv calls of our BIO that found nothing (EAGAIN), for tests and diagnostics. */
     long empty_receives;
+    /* Records written since the last flush, sent together by bio_flush (one send for a write's records instead
+     * of one each). Allocated when a record arrives, freed once everything is sent: an idle connection holds
+     * no write buffer. `out_sent` bytes at the front have already gone out. */
+    uint8_t *out;
+    size_t out_length;
+    size_t out_sent;
     int verify_failure;
     char error[ATS_ERROR_LENGTH];
     char verify_error[ATS_ERROR_LENGTH];
@@ -354,12 +360,11 @@ static int bio_read(BIO *bio, char *buffer, int length) {
     }
 }
 
-static int bio_write(BIO *bio, const char *buffer, int length) {
-    ats_conn *conn = BIO_get_data(bio);
-    BIO_clear_retry_flags(bio);
+/* One send(MSG_NOSIGNAL): the count, or -1 with the retry flag set (EAGAIN) or conn->io_errno set. */
+static ssize_t send_some(BIO *bio, ats_conn *conn, const void *bytes, size_t length) {
     for (;;) {
-        ssize_t n = send(conn->fd, buffer, (size_t)length, MSG_NOSIGNAL);
-        if (n >= 0) return (int)n;
+        ssize_t n = send(conn->fd, bytes, length, MSG_NOSIGNAL);
+        if (n >= 0) return n;
         if (errno == EINTR) continue;
         if (errno == EAGAIN || errno == EWOULDBLOCK) {
             BIO_set_retry_write(bio);
@@ -370,12 +375,59 @@ static int bio_write(BIO *bio, const char *buffer, int length) {
     }
 }
 
+/* Sends the buffered records: 1 when all are sent (the buffer is freed), -1 with the retry flag (room ran
+ * out: call again once writable) or with conn->io_errno set. */
+static int bio_flush(BIO *bio, ats_conn *conn) {
+    while (conn->out_sent < conn->out_length) {
+        ssize_t n = send_some(bio, conn, conn->out + conn->out_sent, conn->out_length - conn->out_sent);
+        if (n < 0) return -1;
+        conn->out_sent += (size_t)n;
+    }
+    free(conn->out);
+    conn->out = NULL;
+    conn->out_length = 0;
+    conn->out_sent = 0;
+    return 1;
+}
+
+/* OpenSSL hands us one record (at most ~16 KiB) per call. It goes into the buffer, which bio_flush sends; a
+ * record that does not fit first flushes what is there. OpenSSL retries a write that got the retry flag with
+ * the same record (SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER), so nothing is accepted twice or lost. */
+static int bio_write(BIO *bio, const char *buffer, int length) {
+    ats_conn *conn = BIO_get_data(bio);
+    BIO_clear_retry_flags(bio);
+    if (length <= 0) return 0;
+    size_t size = (size_t)length;
+    if (conn->out_length + size > ATS_WRITE_BUFFER && conn->out_length > 0) {
+        if (bio_flush(bio, conn) < 0) return -1;
+    }
+    if (size > ATS_WRITE_BUFFER) {
+        /* Larger than the whole buffer (never for TLS records): straight to the socket. */
+        ssize_t n = send_some(bio, conn, buffer, size);
+        return n < 0 ? -1 : (int)n;
+    }
+    if (conn->out == NULL) {
+        conn->out = malloc(ATS_WRITE_BUFFER);
+        if (conn->out == NULL) {
+            conn->io_errno = ENOMEM;
+            return -1;
+        }
+    }
+    memcpy(conn->out + conn->out_length, buffer, size);
+    conn->out_length += size;
+    return length;
+}
+
 static long bio_ctrl(BIO *bio, int command, long number, void *pointer) {
     (void)number;
     (void)pointer;
     ats_conn *conn = BIO_get_data(bio);
     switch (command) {
-    case BIO_CTRL_FLUSH: return 1;
+    case BIO_CTRL_FLUSH:
+        /* OpenSSL flushes at the end of each handshake flight; ats_conn_flush at the end of each write. */
+        BIO_clear_retry_flags(bio);
+        return conn == NULL ? 1 : bio_flush(bio, conn);
+    case BIO_CTRL_WPENDING: return conn == NULL ? 0 : (long)(conn->out_length - conn->out_sent);
     case BIO_CTRL_EOF: return conn != NULL && conn->eof;
     case BIO_CTRL_PUSH:
     case BIO_CTRL_POP: return 0;
@@ -428,21 +480,9 @@ ats_conn *ats_conn_new(ats_context *context, int fd, char *error, size_t error_l
         return NULL;
     }
     BIO_set_data(bio, conn);
-    /* Writes go through a buffering BIO in front of ours, flushed by ats_conn_flush: the records of one
-     * ats_conn_write (up to 16 KiB each) leave in one send instead of one send each. Reads use our BIO directly.
-     * Two references to `bio`: one for the SSL object's rbio, one for the wbio chain (BIO_free_all stops at a
-     * BIO that still has another reference). */
-    BIO *buffer = BIO_new(BIO_f_buffer());
-    if (buffer == NULL || !BIO_set_write_buffer_size(buffer, ATS_WRITE_BUFFER) || !BIO_up_ref(bio)) {
-        take_errors(error, error_length, "BIO_new failed");
-        BIO_free(buffer);
-        BIO_free(bio);
-        SSL_free(conn->ssl);
-        free(conn);
-        return NULL;
-    }
-    BIO_push(buffer, bio);
-    SSL_set_bio(conn->ssl, bio, buffer);
+    /* One BIO for both directions (SSL_set_bio takes one reference for the pair); writes are coalesced inside
+     * it (bio_write, bio_flush). */
+    SSL_set_bio(conn->ssl, bio, bio);
     if (context->server) SSL_set_accept_state(conn->ssl);
     else SSL_set_connect_state(conn->ssl);
     atomic_fetch_add(&context->references, 1);
@@ -454,6 +494,7 @@ ats_conn *ats_conn_new(ats_context *context, int fd, char *error, size_t error_l
 void ats_conn_free(ats_conn *conn) {
     if (conn == NULL) return;
     SSL_free(conn->ssl);  /* no I/O: SSL_free never sends close_notify */
+    free(conn->out);
     context_release(conn->context);
     free(conn);
     atomic_fetch_sub(&live_connections, 1);
