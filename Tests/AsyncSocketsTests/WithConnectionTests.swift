@@ -20,6 +20,15 @@ private struct BodyError: Error, Equatable {
     let id: Int
 }
 
+/// A `serve` handler that echoes with one reused buffer until the end of the stream.
+@Sendable private func echoReusingBuffer(_ client: isolated AsyncSocket) async throws {
+    var buffer: [UInt8] = []
+    while try await client.read(into: &buffer, upTo: 4096) > 0 {
+        try await client.write(buffer)
+        buffer.removeAll(keepingCapacity: true)
+    }
+}
+
 /// A reference type that is not `Sendable`: `withConnection` must be able to return one.
 private final class NotSendable {
     var bytes: [UInt8]
@@ -310,13 +319,7 @@ private struct Peer {
     @Test func oneLoopJobPerRoundTrip() async throws { try await withDescriptorCheck {
         let server = try AsyncServer(host: "127.0.0.1", port: 0)
         let address = server.localAddress
-        async let served: Void = server.serve { client in
-            var buffer: [UInt8] = []
-            while try await client.read(into: &buffer, upTo: 4096) > 0 {
-                try await client.write(buffer)
-                buffer.removeAll(keepingCapacity: true)
-            }
-        }
+        async let served: Void = server.serve(handler: echoReusingBuffer)
         let rounds = 200
         var best = Double.infinity
         for _ in 0..<3 {
@@ -348,13 +351,7 @@ private struct Peer {
     @Test func readAfterWriteWaitsWithoutAnEmptyReceive() async throws { try await withDescriptorCheck {
         let server = try AsyncServer(host: "127.0.0.1", port: 0)
         let address = server.localAddress
-        async let served: Void = server.serve { client in
-            var buffer: [UInt8] = []
-            while try await client.read(into: &buffer, upTo: 4096) > 0 {
-                try await client.write(buffer)
-                buffer.removeAll(keepingCapacity: true)
-            }
-        }
+        async let served: Void = server.serve(handler: echoReusingBuffer)
         let rounds = 200
         let empty = try await AsyncSocket.withConnection(to: address, timeout: .seconds(20)) { socket in
             let message = [UInt8](repeating: 5, count: 64)
