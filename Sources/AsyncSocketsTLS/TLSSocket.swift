@@ -286,11 +286,11 @@ public actor TLSSocket: LoopBound {
     /// stream), or nil when the caller must wait for ``pendingDirection`` and call again.
     ///
     /// A read that took everything (nothing left in OpenSSL, and our BIO's last `recv` came back short) marks
-    /// the socket drained, as `AsyncSocket`'s short reads do: the next read then
-    /// waits for a readiness report instead of calling `SSL_read_ex` and `recv` only to learn that nothing
-    /// came (request and response: the handler writes its answer and reads again before the next request can
-    /// have arrived). Safe because read readiness is level-triggered and nothing is buffered in OpenSSL: bytes
-    /// that did arrive are reported by the next poll.
+    /// the socket drained, as `AsyncSocket`'s short reads do: the next read then waits for a readiness report
+    /// instead of calling `SSL_read_ex` and `recv` only to learn that nothing came (request and response: the
+    /// handler writes its answer and reads again before the next request can have arrived). Safe because read
+    /// readiness is level-triggered and nothing is buffered in OpenSSL: bytes that did arrive are reported by
+    /// the next poll.
     private func readStep(into destination: UnsafeMutableRawPointer, capacity: Int) throws -> Int? {
         if receivedCloseNotify { return 0 }
         try checkUsable("read")

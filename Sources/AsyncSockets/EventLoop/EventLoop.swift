@@ -32,9 +32,10 @@ public final class EventLoop: SerialExecutor, TaskExecutor, @unchecked Sendable,
     //   publish `threadID` and `wakeEvent`), and only read afterwards;
     // - `remote`, `sleeping`, `wakePending` and `syncRequests` are only touched with `lock` held;
     //   `syncCondition` is a thread-safe primitive;
-    // - `local`, `running`, `resumingTaskPrefersLoop`, `jobsRun`, `polls` and the libevent base itself are
-    //   only touched on the loop thread (every use is in `run()`, in libevent callbacks, in `resume`, or
-    //   behind `inLoop` checks; `statistics` reads the counters through `executeAndWait`).
+    // - `local`, `running`, `runningLeft`, `jobSerial`, `resumingTaskPrefersLoop`, `jobsRun`, `polls` and the
+    //   libevent base itself are only touched on the loop thread (every use is in `run()`, in libevent
+    //   callbacks, in `resume`, or behind `inLoop` checks; `statistics` reads the counters through
+    //   `executeAndWait`).
 
     enum Job {
         /// A task's job; `prefersLoop` when the task prefers this loop as its task executor.
