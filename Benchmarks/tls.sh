@@ -65,6 +65,7 @@ if [[ $BUILD -eq 1 ]]; then
     cc -O2 -Wall -Wextra -o "$CBIN/tlsgen" tlsgen/tlsgen.c -lssl -lcrypto
     rm -f .build/release.yaml .build/release/description.json   # see run.sh: re-plan the path dependency
 fi
+[[ -x "$CBIN/tlsgen" ]] || { log "tlsgen missing (run without --no-build)"; exit 1; }
 IFS=, read -r -a IMPL_LIST <<< "$IMPLS"
 IFS=, read -r -a SCEN_LIST <<< "$SCENARIOS"
 declare -A CMD=()

@@ -513,6 +513,7 @@ public actor TLSSocket: LoopBound {
 
     /// Waits for readiness in `direction`, bounded by `limit` from `deadline` (nil: from now). One task waits
     /// on the socket per direction; another one wanting the same direction waits for that wait to end.
+    @inline(__always)
     private func wait(_ direction: IODirection, _ operation: String, limit: Duration?,
                       deadline: Deadline?) async throws -> Deadline? {
         var micros: Int64 = -1

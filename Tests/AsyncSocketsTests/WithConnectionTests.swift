@@ -372,6 +372,33 @@ private struct Peer {
         #expect(empty <= rounds / 10, "\(empty) empty receives in \(rounds) round trips")
     } }
 
+    /// Request and response with messages of known size: every read takes exactly what it asked for and every
+    /// write fits, so no call ever comes back short or would block. The task waits for the peer between calls
+    /// and the loop polls meanwhile, so no fairness turn is ever spent: no hand-back (a zero-length timer and an
+    /// extra poll). Before the fix each direction handed the loop back every 16 round trips.
+    @Test func requestAndResponseNeverHandTheLoopBack() async throws { try await withDescriptorCheck {
+        let server = try AsyncServer(host: "127.0.0.1", port: 0)
+        let address = server.localAddress
+        async let served: Void = server.serve(handler: echoReusingBuffer)
+        let rounds = 200
+        let handBacks = try await AsyncSocket.withConnection(to: address, timeout: .seconds(20)) { socket in
+            let message = [UInt8](repeating: 6, count: 64)
+            var buffer: [UInt8] = []
+            buffer.reserveCapacity(64)
+            let before = socket.handBacks
+            for _ in 0..<rounds {
+                try await socket.write(message)
+                buffer.removeAll(keepingCapacity: true)
+                while buffer.count < 64 { _ = try await socket.read(into: &buffer, upTo: 64 - buffer.count) }
+                #expect(buffer == message)
+            }
+            return socket.handBacks - before
+        }
+        server.close()
+        try await served
+        #expect(handBacks == 0, "\(handBacks) hand-backs in \(rounds) round trips")
+    } }
+
     // MARK: Connect errors come out unchanged
 
     /// A refused connect throws the same `SocketError` as `connect` (one address and Happy Eyeballs forms);

@@ -32,7 +32,7 @@ public final class EventLoop: SerialExecutor, TaskExecutor, @unchecked Sendable,
     //   publish `threadID` and `wakeEvent`), and only read afterwards;
     // - `remote`, `sleeping`, `wakePending` and `syncRequests` are only touched with `lock` held;
     //   `syncCondition` is a thread-safe primitive;
-    // - `local`, `running`, `runningLeft`, `jobSerial`, `resumingTaskPrefersLoop`, `jobsRun`, `polls` and the
+    // - `local`, `running`, `runningLeft`, `counters`' memory, `resumingTaskPrefersLoop`, `jobsRun` and the
     //   libevent base itself are only touched on the loop thread (every use is in `run()`, in libevent
     //   callbacks, in `resume`, or behind `inLoop` checks; `statistics` reads the counters through
     //   `executeAndWait`).
@@ -92,15 +92,39 @@ public final class EventLoop: SerialExecutor, TaskExecutor, @unchecked Sendable,
     private var running: [Job] = []
     /// How many jobs of `running` have not started yet (the batch being run, after the current job).
     private var runningLeft = 0
+    /// The counters that every read and write of the loop's sockets looks at (`jobSerial`, `polls`), in memory
+    /// the loop owns rather than stored properties: Swift checks each access to a class's stored `var` for
+    /// overlapping accesses at run time (`swift_beginAccess`), several times per round trip here. Plain memory
+    /// is safe because it is touched on the loop thread only (see the proof above) and no access overlaps
+    /// another (each is a single load or store). Allocated once and never freed: loops live as long as the
+    /// process.
+    private let counters: UnsafeMutablePointer<Counters> = {
+        let memory = UnsafeMutablePointer<Counters>.allocate(capacity: 1)
+        memory.initialize(to: Counters())
+        return memory
+    }()
+
+    /// See `counters`.
+    struct Counters {
+        var jobSerial: UInt = 1
+        var polls = 0
+    }
+
     /// Numbers the jobs this loop runs (never 0): code that sees the same number twice ran in one job, with no
     /// suspension between. Loop thread only.
-    private(set) var jobSerial: UInt = 1
+    var jobSerial: UInt {
+        @inline(__always) get { counters.pointee.jobSerial }
+    }
     private var threadID = pthread_t()
     private var resumingTaskPrefersLoop = false
     private var serialExecutor: LoopSerialExecutor!
-    /// Jobs and closures run, and readiness polls made, since start (loop thread only).
+    /// Jobs and closures run since start (loop thread only).
     private var jobsRun = 0
-    private var polls = 0
+    /// Readiness polls made since start: work between two polls is one fairness turn (`IOBudget`). Loop
+    /// thread only.
+    var polls: Int {
+        @inline(__always) get { counters.pointee.polls }
+    }
 
     /// Counters for benchmarks and tests: jobs run and readiness polls since the loop started (read on the
     /// loop thread; from another thread this waits for the loop to answer).
@@ -299,7 +323,8 @@ public final class EventLoop: SerialExecutor, TaskExecutor, @unchecked Sendable,
                 runningLeft = running.count
                 for job in running {
                     runningLeft &-= 1
-                    jobSerial = jobSerial &+ 1 == 0 ? 1 : jobSerial &+ 1
+                    let next = counters.pointee.jobSerial &+ 1
+                    counters.pointee.jobSerial = next == 0 ? 1 : next
                     switch job {
                     case .task(let job, let prefersLoop):
                         if prefersLoop {
@@ -322,7 +347,7 @@ public final class EventLoop: SerialExecutor, TaskExecutor, @unchecked Sendable,
                 sleeping = local.isEmpty
                 return sleeping
             }
-            polls &+= 1
+            counters.pointee.polls &+= 1
             // One round either way: `ONCE` alone blocks until something is active; with `NONBLOCK` it returns
             // at once. (`NONBLOCK` without `ONCE` keeps polling for as long as each poll finds events, which
             // with level-triggered reads never ends while a socket nobody reads stays readable, and would hold

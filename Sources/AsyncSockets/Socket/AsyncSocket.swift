@@ -64,6 +64,9 @@ public actor AsyncSocket: LoopBound {
     /// How many `recv` calls of this socket's reads found nothing (`EAGAIN`): each one is a syscall spent on
     /// learning that the read must wait. For tests and diagnostics.
     private(set) var emptyReceives = 0
+    /// How many times this socket's reads and writes handed the loop back because their turn was spent
+    /// (``IOBudget``). For tests and diagnostics.
+    private(set) var handBacks = 0
     private var writeBudget = IOBudget()
     /// An error that ended a ``read(upTo:)`` after it had bytes to return; the next read throws it.
     private var pendingReadError: (any Error)?
@@ -455,8 +458,11 @@ public actor AsyncSocket: LoopBound {
                 return nil
             }
         }
-        if readBudget.isSpent {
+        if readBudget.isSpent(atPoll: core.loop.polls) {
             if handsLoopBack { return nil }
+            if Task.isCancelled { throw CancellationError() }
+        } else if readBudget.mustCheckCancellation {
+            readBudget.checkedCancellation()
             if Task.isCancelled { throw CancellationError() }
         }
         switch try Syscall.nonBlocking(operation, address: peer, { attempt(fd) }) {
@@ -467,7 +473,7 @@ public actor AsyncSocket: LoopBound {
                 core.markDrained(.read)
                 readBudget.reset()
             } else {
-                readBudget.charge(n)
+                readBudget.charge(n, atPoll: core.loop.polls)
                 readFilledLimitInJob = core.loop.jobSerial
             }
             return n
@@ -529,8 +535,11 @@ public actor AsyncSocket: LoopBound {
         while offset < bytes.endIndex {
             let fd = core.fd
             guard fd >= 0 else { throw SocketError.closed(operation, address: peer) }
-            if writeBudget.isSpent {
+            if writeBudget.isSpent(atPoll: core.loop.polls) {
                 if handsLoopBack { return offset }
+                if Task.isCancelled { throw CancellationError() }
+            } else if writeBudget.mustCheckCancellation {
+                writeBudget.checkedCancellation()
                 if Task.isCancelled { throw CancellationError() }
             }
             let end = offset + min(bytes.endIndex - offset, IOBudget.maxBytes)
@@ -538,7 +547,7 @@ public actor AsyncSocket: LoopBound {
                 bytes[offset..<end].withUnsafeBytes { as_send(fd, $0.baseAddress, UInt($0.count)) }
             }) {
             case .processed(let n):
-                writeBudget.charge(n)
+                writeBudget.charge(n, atPoll: core.loop.polls)
                 offset += n
             case .wouldBlock:
                 // Full: the next step waits for room, which starts a new turn.
@@ -607,7 +616,7 @@ public actor AsyncSocket: LoopBound {
             await withUnsafeContinuation { continuation in self.core.loop.resumeBehindQueuedJobs(continuation) }
             return deadline
         }
-        if direction == .read ? readBudget.isSpent : writeBudget.isSpent {
+        if direction == .read ? readBudget.isSpent(atPoll: core.loop.polls) : writeBudget.isSpent(atPoll: core.loop.polls) {
             try await handBack(direction, operation)
             return deadline
         }
@@ -636,6 +645,7 @@ public actor AsyncSocket: LoopBound {
     /// The fairness hand-back: lets the loop poll once (every other ready socket, the timers and the accepts
     /// get their turn), then starts a new turn for `direction`. Where a busy read or write notices cancellation.
     private func handBack(_ direction: IODirection, _ operation: String) async throws {
+        handBacks &+= 1
         switch await yieldToLoop(direction) {
         case .ready, .timedOut:
             switch direction {

@@ -12,9 +12,12 @@
 /// peer that only reads once the write is done.) (SwiftNIO reads at most `maxMessagesPerRead`, 4, per readiness report and writes at
 /// most `writeSpinCount`, 16, times per flush; libevent's own servers read once per callback.)
 ///
-/// A would-block (`EAGAIN`, or a short read: the next read waits for readiness) starts a new turn, and so does
-/// the hand-back, so request/response traffic, whose reads come back short, never reaches the limit: only
-/// streaming does.
+/// A turn ends whenever the loop polls for readiness: a would-block (`EAGAIN`, or a short read: the next read
+/// waits for readiness) and the hand-back end it at once, and a call charged after the loop has polled since the
+/// turn's first call starts a new one. So request/response traffic never reaches the limit, not even when every
+/// read takes exactly what it asked for (a message of known size) and every write fits: its task waits for the
+/// peer between calls, and the loop polls meanwhile. Only a direction that keeps finding data or room within one
+/// stretch of jobs, with no poll in between, does: streaming.
 struct IOBudget {
     /// The system calls one direction may make in one turn (small reads from a fast stream, small writes).
     static let maxOperations = 16
@@ -24,16 +27,44 @@ struct IOBudget {
 
     private var operations = 0
     private var bytes = 0
+    /// The loop's poll count (`EventLoop.polls`) when this turn began.
+    private var poll = 0
+    /// Calls charged since the direction last waited or handed the loop back: where a task notices
+    /// cancellation. A poll does not clear it, so a call that keeps finding data or room while the loop polls
+    /// in between (its task hops to the loop for each call) still notices cancellation as often.
+    private var sinceSuspension = 0
 
-    /// Whether this turn is spent: the direction must hand the loop back before its next system call.
+    /// Whether this turn is spent: the direction must hand the loop back before its next system call. `poll` is
+    /// the loop's poll count now: once the loop has polled since the turn began, the turn is over and a new one
+    /// is not spent.
     @inline(__always)
-    var isSpent: Bool { operations >= Self.maxOperations || bytes >= Self.maxBytes }
+    func isSpent(atPoll poll: Int) -> Bool {
+        poll == self.poll && (operations >= Self.maxOperations || bytes >= Self.maxBytes)
+    }
 
-    /// Counts one system call that moved `count` bytes (0 for an end of stream).
+    /// Counts one system call that moved `count` bytes (0 for an end of stream), at the loop's poll count `poll`;
+    /// the first call after a poll starts a new turn.
     @inline(__always)
-    mutating func charge(_ count: Int) {
+    mutating func charge(_ count: Int, atPoll poll: Int) {
+        if poll != self.poll {
+            self.poll = poll
+            operations = 0
+            bytes = 0
+        }
         operations &+= 1
         bytes &+= count
+        sinceSuspension &+= 1
+    }
+
+    /// Whether the direction made ``maxOperations`` calls without waiting or handing the loop back: the next
+    /// call checks for cancellation first (see ``checkedCancellation()``).
+    @inline(__always)
+    var mustCheckCancellation: Bool { sinceSuspension >= Self.maxOperations }
+
+    /// The call checked for cancellation: the count starts again.
+    @inline(__always)
+    mutating func checkedCancellation() {
+        sinceSuspension = 0
     }
 
     /// Starts a new turn: the direction handed the loop back, or will wait for readiness next.
@@ -41,5 +72,6 @@ struct IOBudget {
     mutating func reset() {
         operations = 0
         bytes = 0
+        sinceSuspension = 0
     }
 }
