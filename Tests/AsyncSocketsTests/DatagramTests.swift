@@ -619,6 +619,28 @@ extension DatagramSocket {
     }
 }
 
+extension DatagramConcurrencyTests {
+    /// A plain task that sends datagrams one after another never waits (UDP on loopback has room), but each
+    /// call hops to the loop and the loop polls for readiness between them: every other socket has its turn
+    /// anyway, so no send hands the loop back (a `Task.yield`). Before the turn ended at each poll, the sender
+    /// handed the loop back every 64 datagrams.
+    @Test func sendsFromAPlainTaskNeverHandTheLoopBack() async throws {
+        let sink = try DatagramSocket.bind(host: "127.0.0.1", port: 0)
+        let sinkAddress = try await sink.localAddress
+        let sender = try DatagramSocket.unbound()
+        let count = 400
+        let payload = [UInt8](repeating: 3, count: 32)
+        let sends = Task {
+            for _ in 0..<count { try await sender.send(payload, to: sinkAddress) }
+        }
+        try await F.value(of: sends, within: .seconds(30))
+        let handBacks = await sender.handBacks
+        #expect(handBacks == 0, "\(handBacks) hand-backs in \(count) sends")
+        await sink.close()
+        await sender.close()
+    }
+}
+
 @Suite(.serialized) struct DatagramResourceTests {
     /// 10,000 datagrams into a small receive buffer: drops are possible, nothing hangs, nothing leaks.
     @Test func burstIntoSmallReceiveBuffer() async throws { try await withDescriptorCheck {

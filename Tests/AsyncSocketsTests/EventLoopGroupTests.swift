@@ -15,12 +15,14 @@ import Testing
 enum GroupFixtures {
     /// Two loops for the tests (loops live as long as the process: one group for the whole suite).
     static let two = EventLoopGroup(loopCount: 2)
+    /// One loop: a client and its server on the same thread, where timing must not matter.
+    static let one = EventLoopGroup(loopCount: 1)
     /// Three loops: a server's clients must reach every one of them.
     static let three = EventLoopGroup(loopCount: 3)
 
     /// Creates the groups' loops (epoll and eventfd descriptors) before a descriptor check takes its baseline.
     static func warmUp() {
-        _ = two.loops.count + three.loops.count + EventLoopGroup.shared.loops.count
+        _ = one.loops.count + two.loops.count + three.loops.count + EventLoopGroup.shared.loops.count
     }
 
     /// An echo until end of stream, then shutting down the write side.

@@ -31,11 +31,11 @@ extension DatagramSocket {
         if !core.tryAcquire(.read) { try await lock(.read, "receive") }
         defer { core.release(.read) }
         if let datagram = takePending(maxSize: maxSize) { return datagram }
-        if workSinceWait >= Self.fairnessBudget { await accountWork(0) }
+        if turnIsSpent { await handBack() }
         var deadline: Deadline?
         while true {
             if let datagram = try tryReceive(maxSize: min(maxSize, Self.largestReceive)) {
-                workSinceWait += 1
+                noteWork(1)
                 return datagram
             }
             deadline = try await waitFor(.read, "receive", address: peer, deadline: deadline)
@@ -104,7 +104,7 @@ extension DatagramSocket {
         }
         defer { core.release(.read) }
         if let datagram = takePending(maxSize: maxSize) { return datagram }
-        if workSinceWait >= Self.fairnessBudget { await accountWork(0) }
+        if turnIsSpent { await handBack() }
         var deadline: Deadline?
         while true {
             if core.isClosed { return nil }
@@ -114,7 +114,7 @@ extension DatagramSocket {
                 // probes again, so a flood that starts later is drained in batches within a few datagrams.
                 if let datagram = try tryReceive(maxSize: min(maxSize, Self.largestReceive)) {
                     singleReceivesLeft -= 1
-                    workSinceWait += 1
+                    noteWork(1)
                     return datagram
                 }
             } else if let received = try tryReceiveBatch(maxSize: maxSize, batchSize: batchSize) {
@@ -167,7 +167,7 @@ extension DatagramSocket {
                                         isTruncated: buffers.truncated[index] != 0))
             }
             if received < count { core.markDrained(.read) }
-            workSinceWait += received
+            noteWork(received)
             return received > 0 ? received : nil
         case .failure(let code) where code.wouldBlock:
             core.markDrained(.read)

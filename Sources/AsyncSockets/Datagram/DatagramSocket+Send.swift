@@ -31,12 +31,12 @@ extension DatagramSocket {
     private func sendOne(_ bytes: [UInt8], to address: SocketAddress?) async throws {
         if !core.tryAcquire(.write) { try await lock(.write, "send") }
         defer { core.release(.write) }
-        if workSinceWait >= Self.fairnessBudget { await accountWork(0) }
+        if turnIsSpent { await handBack() }
         var deadline: Deadline?
         while try !trySend(bytes, to: address) {
             deadline = try await waitFor(.write, "send", address: address ?? peer, deadline: deadline)
         }
-        workSinceWait += 1
+        noteWork(1)
     }
 
     /// One `sendto`: true when sent, false when the send buffer is full (the write hint is cleared).
@@ -84,7 +84,7 @@ extension DatagramSocket {
         var next = 0
         var deadline: Deadline?
         while next < datagrams.count {
-            if workSinceWait >= Self.fairnessBudget { await accountWork(0) }
+            if turnIsSpent { await handBack() }
             let end = min(datagrams.count, next + DatagramAddressBuffers.count)
             let sent = try trySendBatch(datagrams, next..<end, buffers)
             if sent == 0 {
@@ -94,7 +94,7 @@ extension DatagramSocket {
             }
             deadline = nil  // progress: the timeout counts from here again
             next += sent
-            workSinceWait += sent
+            noteWork(sent)
         }
     }
 

@@ -66,13 +66,19 @@ public actor DatagramSocket: LoopBound {
     /// Buffers of batched receives and sends, allocated the first time they are needed.
     var receiveBuffers: DatagramBatchBuffers?
     var sendBuffers: DatagramAddressBuffers?
-    /// Datagrams received or sent since this socket last waited (see ``fairnessBudget``).
+    /// Datagrams received or sent since this socket last waited, yielded or saw its loop poll (see
+    /// ``fairnessBudget``), and the loop's poll count (`EventLoop.polls`) when that count began.
     var workSinceWait = 0
+    var workPoll = 0
+    /// How many times this socket handed its loop back (``handBack()``): for tests.
+    var handBacks = 0
     /// Receives the ``datagrams`` sequence makes with a single `recvmsg` before it tries a batch again.
     var singleReceivesLeft = 0
 
-    /// After this many datagrams received or sent without waiting, the socket yields its loop once
-    /// (`Task.yield`), so that a flood on one socket cannot starve the others.
+    /// After this many datagrams received or sent without waiting, and without the loop polling for readiness
+    /// in between, the socket yields its loop once (`Task.yield`), so that a flood on one socket cannot starve
+    /// the others. (A poll in between means the others had their turn: request/response traffic from a task
+    /// that hops to the loop for each call never yields.)
     public static let fairnessBudget = 64
 
     /// The `maxSize` of ``datagrams`` and ``receive(maxSize:)`` when none is given: 65,536, more than any UDP
@@ -218,15 +224,30 @@ public actor DatagramSocket: LoopBound {
         }
     }
 
-    /// Counts `count` datagrams of work done without waiting; once ``fairnessBudget`` is reached, yields the
-    /// loop to everything else queued on it before going on.
+    /// Counts `count` datagrams received or sent without waiting; the first count after the loop polled starts
+    /// a new turn.
     @inline(__always)
-    func accountWork(_ count: Int) async {
-        workSinceWait += count
-        if workSinceWait >= Self.fairnessBudget {
+    func noteWork(_ count: Int) {
+        let poll = core.loop.polls
+        if poll != workPoll {
+            workPoll = poll
             workSinceWait = 0
-            await Task.yield()
         }
+        workSinceWait &+= count
+    }
+
+    /// Whether ``fairnessBudget`` datagrams moved in this turn (no wait and no poll since): the next receive or
+    /// send hands the loop back first (``handBack()``).
+    @inline(__always)
+    var turnIsSpent: Bool {
+        workSinceWait >= Self.fairnessBudget && workPoll == core.loop.polls
+    }
+
+    /// Yields the loop to everything else queued on it, then starts a new turn.
+    func handBack() async {
+        workSinceWait = 0
+        handBacks &+= 1
+        await Task.yield()
     }
 
     /// Whether a read may be tried now: there was a readiness report since the socket was last found drained,
