@@ -14,7 +14,7 @@ private typealias T = ServerTesting
     @Test func chatServerKeepsServingWhileItsOutputIsBlocked() async throws {
         let chat = try ExampleProcess(try ExampleProcess.path("ChatServer"), ["--host", "127.0.0.1", "--port", "0"])
         defer { chat.stop() }
-        let line = try chat.readLine()
+        let line = try await chat.readLine()
         let port = try #require(ExampleProcess.port(inListeningLine: line), "first line: \(line)")
         try await CoreFixtures.within(.seconds(60), "150 joins with the output blocked") {
             let member = try await T.connect(port)
@@ -50,7 +50,7 @@ private typealias T = ServerTesting
         let forwarder = try ExampleProcess(try ExampleProcess.path("PortForwarder"),
                                            ["--listen", "0", "--to", "127.0.0.1:\(echo.localAddress.port!)"])
         defer { forwarder.stop() }
-        let line = try forwarder.readLine()
+        let line = try await forwarder.readLine()
         let port = try #require(ExampleProcess.port(inListeningLine: line), "first line: \(line)")
         try await CoreFixtures.within(.seconds(60), "200 connections with the output blocked") {
             for n in 0..<200 {
@@ -77,8 +77,8 @@ private typealias T = ServerTesting
         let forwarder = try ExampleProcess(try ExampleProcess.path("PortForwarder"),
                                            ["--listen", "0", "--to", "127.0.0.1:\(echo.localAddress.port!)", "--idle-timeout", "0.3"])
         defer { forwarder.stop() }
-        let chatPort = try #require(ExampleProcess.port(inListeningLine: try chat.readLine()))
-        let forwarderPort = try #require(ExampleProcess.port(inListeningLine: try forwarder.readLine()))
+        let chatPort = try #require(ExampleProcess.port(inListeningLine: try await chat.readLine()))
+        let forwarderPort = try #require(ExampleProcess.port(inListeningLine: try await forwarder.readLine()))
         try await CoreFixtures.within(.seconds(30), "idle connections closed") {
             for port in [chatPort, forwarderPort] {
                 let started = ContinuousClock.now

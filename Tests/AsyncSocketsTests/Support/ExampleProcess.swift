@@ -51,7 +51,20 @@ final class ExampleProcess: Sendable {
     }
 
     /// Reads one line of output (without the newline), waiting at most `limit`.
-    func readLine(within limit: Duration = .seconds(30)) throws -> String {
+    ///
+    /// The blocking `poll` and `read` run on a Dispatch thread, not in the calling task: a child that is slow
+    /// to start (a debug build on a loaded 2-core machine takes seconds) would otherwise hold one of the
+    /// cooperative pool's two threads for that long, and stall every other test running meanwhile.
+    func readLine(within limit: Duration = .seconds(30)) async throws -> String {
+        let output = self.output
+        return try await withCheckedThrowingContinuation { continuation in
+            DispatchQueue.global().async {
+                continuation.resume(with: Result { try Self.readLine(from: output, within: limit) })
+            }
+        }
+    }
+
+    private static func readLine(from output: Int32, within limit: Duration) throws -> String {
         var bytes: [UInt8] = []
         let deadline = ContinuousClock.now + limit
         while true {
