@@ -109,6 +109,7 @@ class Section:
     def __init__(self, rows, order, scen_order):
         self.values, self.units, self.p50, self.p99 = {}, {}, {}, {}
         self.lg_cpu, self.srv_cpu, self.errors, self.labels = {}, {}, [], {}
+        self.cpu_rt = {}
         self.by_round, self.fair = {}, {}
         for row in rows:
             key, scen, res = row["impl"], row["scenario"], row["result"]
@@ -131,6 +132,12 @@ class Section:
             self.lg_cpu.setdefault((key, scen), []).append(res.get("cpu_pct", 0.0))
             if "server_cpu_s" in res and res.get("wall_s"):
                 self.srv_cpu.setdefault((key, scen), []).append(100.0 * res["server_cpu_s"] / res["wall_s"])
+            if res.get("unit") == "rt/s" and res.get("value") and res.get("wall_s") and "cpu_user_s" in res:
+                # The process's CPU over its whole run (connects and warm-up included) per round trip at the
+                # measured rate: an estimate of where the client's cost goes (user or kernel).
+                trips = res["value"] * res["wall_s"]
+                self.cpu_rt.setdefault((key, scen), []).append(
+                    (1e6 * res["cpu_user_s"] / trips, 1e6 * res.get("cpu_sys_s", 0.0) / trips))
         ran = {row["impl"] for row in rows}
         self.impls = [k for k in order if k in ran] + sorted(ran - set(order))
         seen = {row["scenario"] for row in rows}
@@ -218,6 +225,21 @@ class Section:
                        f"{fmt_value(med('bulk_mbps'))} |")
         out.append("")
 
+    def cpu_per_round_trip(self, caption, out):
+        """Process CPU per round trip, user / system µs (median over rounds of each)."""
+        if not self.cpu_rt:
+            return
+        out.append(caption + "\n")
+        out += self.header("implementation", [SCEN_TITLES.get(x, x) for x in self.scens])
+        for k in self.impls:
+            cells = []
+            for x in self.scens:
+                runs = self.cpu_rt.get((k, x))
+                cells.append(f"{statistics.median(u for u, _ in runs):.2f} / {statistics.median(v for _, v in runs):.2f}"
+                             if runs else "–")
+            out.append(f"| {self.label(k)} | " + " | ".join(cells) + " |")
+        out.append("")
+
     def cpu(self, caption, out):
         out.append(caption + "\n")
         out += self.header("implementation", [SCEN_TITLES.get(x, x) for x in self.scens])
@@ -284,6 +306,10 @@ def main():
         clients.throughput(CLIENT_SUBJECTS, BASELINE, out, CLIENT_PAIRS)
         clients.latency(out)
         clients.cpu("CPU check, client CPU % / C echo server CPU % of wall time (max over rounds).", out)
+        clients.cpu_per_round_trip("Client CPU per round trip, user / system µs (the client process's CPU time "
+                                   "over its whole run, connects and warm-up included, divided by its measured "
+                                   "rate × wall time; median over rounds; lower is better): where a client's cost "
+                                   "goes. It varies between rounds about as much as the rate does.", out)
     if micro.impls:
         out.append(f"## In-process micro benchmarks (one process on CPU {args.cpu_a})\n")
         out.append("Ping-pong over a socketpair, with malloccount.so preloaded: allocation calls are counted for "
