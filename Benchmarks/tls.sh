@@ -151,17 +151,20 @@ out = ["# TLS echo benchmarks", "",
        f"{os.cpu_count()} CPUs, {platform.platform()}, generator and AsyncSocketsTLS on {openssl}, swift-nio-ssl "
        f"on its vendored BoringSSL; RSA 2048 certificate. Load average before: {sys.argv[4]}; after: {sys.argv[5]}. Ratios are the "
        "median of per-round ratios against swift-nio-ssl's handler server in the same round.", ""]
+def value_and_ratio_rows(per_round):
+    """One row per server: for each scenario, the median over rounds of `per_round(impl, scen)` ({round: value})
+    and the median of its per-round ratios against the handler server."""
+    for impl in impls:
+        cells = []
+        for s in scens:
+            mine, base = per_round(impl, s), per_round("nio-handler", s)
+            med = statistics.median(mine.values()) if mine else float("nan")
+            ratios = [mine[r] / base[r] for r in mine if r in base and base[r]]
+            cells += [f"{med:,.1f}" if s == "bulk" else f"{med:,.0f}", f"{statistics.median(ratios):.2f}" if ratios else "-"]
+        out.append(f"| {labels.get(impl, impl)} | " + " | ".join(cells) + " |")
 out += ["| server | " + " | ".join(f"{scen_names.get(s, s)} | ratio" for s in scens) + " |",
         "|---|" + "---:|---:|" * len(scens)]
-for impl in impls:
-    cells = []
-    for s in scens:
-        mine, base = values(impl, s), values("nio-handler", s)
-        med = statistics.median(mine.values()) if mine else float("nan")
-        ratios = [mine[r] / base[r] for r in mine if r in base and base[r]]
-        fmt = f"{med:,.1f}" if s == "bulk" else f"{med:,.0f}"
-        cells += [fmt, f"{statistics.median(ratios):.2f}" if ratios else "-"]
-    out.append(f"| {labels.get(impl, impl)} | " + " | ".join(cells) + " |")
+value_and_ratio_rows(values)
 out += ["", "Latency (median over rounds of p50 / p99, µs):", "",
         "| server | " + " | ".join(scen_names.get(s, s) for s in scens if s != "bulk") + " |",
         "|---|" + "---:|" * len([s for s in scens if s != "bulk"])]
@@ -187,14 +190,7 @@ out += ["", "Server cost: work per second of server CPU (rt, MB or hs per CPU-se
         "while tlsgen stays below 100%; this stays meaningful when it does not:", "",
         "| server | " + " | ".join(f"{scen_names.get(s, s).split(' (')[0]} per CPU-s | ratio" for s in scens) + " |",
         "|---|" + "---:|---:|" * len(scens)]
-for impl in impls:
-    cells = []
-    for s in scens:
-        mine, base = per_cpu(impl, s), per_cpu("nio-handler", s)
-        med = statistics.median(mine.values()) if mine else float("nan")
-        ratios = [mine[r] / base[r] for r in mine if r in base and base[r]]
-        cells += [f"{med:,.1f}" if s == "bulk" else f"{med:,.0f}", f"{statistics.median(ratios):.2f}" if ratios else "-"]
-    out.append(f"| {labels.get(impl, impl)} | " + " | ".join(cells) + " |")
+value_and_ratio_rows(per_cpu)
 neg = sorted({(r["impl"], r["result"].get("cipher"), r["result"].get("group")) for r in rows if ok(r)})
 out += ["", "Negotiated: " + "; ".join(f"{labels.get(i, i)}: {c} / {g}" for i, c, g in neg) + "."]
 errors = [r for r in rows if not ok(r)]
