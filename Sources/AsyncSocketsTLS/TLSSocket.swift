@@ -47,7 +47,7 @@ public actor TLSSocket: LoopBound {
     public nonisolated var eventLoop: EventLoop { core.loop }
 
     /// The socket's executor: its event loop.
-    public nonisolated var unownedExecutor: UnownedSerialExecutor { core.loop.asUnownedSerialExecutor() }
+    public nonisolated var unownedExecutor: UnownedSerialExecutor { core.executor }
 
     /// The negotiated protocol version, such as `"TLSv1.3"`.
     public private(set) var protocolVersion = ""
@@ -280,6 +280,11 @@ public actor TLSSocket: LoopBound {
 
     /// The direction the last step that could not finish is waiting for.
     private var pendingDirection: IODirection = .read
+    /// Whether a read that finds the socket drained by the read before it, in the same job, tries anyway
+    /// (see `readStep`).
+    private var readAfterWrite = ReadAfterWritePrediction()
+    /// The loop's job number in which a read step last marked the socket drained; 0: none since.
+    private var readDrainedInJob: UInt = 0
 
     /// One synchronous read step: OpenSSL's `SSL_read_ex` into `destination` (at most `capacity` bytes), then
     /// more while OpenSSL already holds bytes (`SSL_has_pending`). Returns the count (0 at the end of the
@@ -290,7 +295,9 @@ public actor TLSSocket: LoopBound {
     /// instead of calling `SSL_read_ex` and `recv` only to learn that nothing came (request and response: the
     /// handler writes its answer and reads again before the next request can have arrived). Safe because read
     /// readiness is level-triggered and nothing is buffered in OpenSSL: bytes that did arrive are reported by
-    /// the next poll.
+    /// the next poll. The exception: a read in the same job as the one that drained the socket, with nothing
+    /// else queued on the loop, calls `SSL_read_ex` anyway when `ReadAfterWritePrediction` says the next
+    /// request is often there already (the peer on the same core, run while the answer was being sent).
     private func readStep(into destination: UnsafeMutableRawPointer, capacity: Int) throws -> Int? {
         if receivedCloseNotify { return 0 }
         try checkUsable("read")
@@ -300,12 +307,17 @@ public actor TLSSocket: LoopBound {
             stashedReadStatus = nil
             status = stashed
         } else {
+            var predicted = false
             if !core.readHint, ats_conn_has_pending(connection) == 0 {
-                pendingDirection = .read
-                return nil
+                guard readAfterWrite.shouldTryAfterDrain(inJob: &readDrainedInJob, on: core.loop) else {
+                    pendingDirection = .read
+                    return nil
+                }
+                predicted = true
             }
             var done = 0
             status = ats_conn_read(connection, destination, capacity, &done)
+            if predicted { readAfterWrite.record(found: status != Int32(ATS_WANT_READ)) }
             if status == Int32(ATS_OK) {
                 count = done
                 while count < capacity, ats_conn_has_pending(connection) != 0 {
@@ -320,6 +332,7 @@ public actor TLSSocket: LoopBound {
                 if stashedReadStatus == nil, ats_conn_input_drained(connection) != 0,
                    ats_conn_has_pending(connection) == 0 {
                     core.markDrained(.read)
+                    readDrainedInJob = core.loop.jobSerial
                 }
             }
         }

@@ -378,13 +378,57 @@ private struct Peer {
     }
 
     /// A body that reads the answer right after writing its request, with nothing else queued on the loop,
-    /// does not call `recv` first (the answer cannot be there yet, unless the peer runs on another core): the
-    /// read waits for readiness at once. Before, every round trip paid for a `recv` that found nothing.
+    /// soon stops calling `recv` first when the answer is never there yet (here it cannot be: the server runs
+    /// on the same loop, after the client waits): the read waits for readiness at once, but for a probe now
+    /// and then (`ReadAfterWritePrediction`). Before, every round trip paid for a `recv` that found nothing.
     @Test func readAfterWriteWaitsWithoutAnEmptyReceive() async throws { try await withDescriptorCheck {
         let rounds = 200
         let empty = try await Self.roundTripsOnOneLoop(rounds) { $0.emptyReceives }
-        // Nearly 0 (a read that came behind other queued jobs still tries `recv` first); `rounds` without it.
+        // About 8 probes in 200 reads (a read that came behind other queued jobs also tries `recv` first);
+        // `rounds` without the prediction.
         #expect(empty <= rounds / 10, "\(empty) empty receives in \(rounds) round trips")
+    } }
+
+    /// The other side of the same prediction: when the answer is already there as the read comes (here the
+    /// server sent every answer before the first request), the read right after the write takes it with one
+    /// `recv` and never waits for readiness. The loop then polls only for the fairness hand-backs (every 16
+    /// calls of each direction); without the prediction every read waited for a poll.
+    @Test func readAfterWriteTakesAnAnswerAlreadyThere() async throws { try await withDescriptorCheck {
+        let rounds = 200
+        let server = try AsyncServer(host: "127.0.0.1", port: 0, group: GroupFixtures.two)
+        let address = server.localAddress
+        let (sent, sentSignal) = AsyncStream<Void>.makeStream()
+        async let served: Void = server.serve { client in
+            // On loopback the bytes are in the client's receive queue once `send` has returned.
+            try await client.write([UInt8](repeating: 9, count: 64 * (rounds + 1)))
+            sentSignal.yield()
+            var sink: [UInt8] = []
+            while try await client.read(into: &sink, upTo: 65536) > 0 { sink.removeAll(keepingCapacity: true) }
+        }
+        let loop = GroupFixtures.quiet.loops[0]
+        let (polls, empty) = try await loop.run {
+            try await AsyncSocket.withConnection(to: address, timeout: .seconds(20)) { socket in
+                #expect(socket.eventLoop === loop)
+                for await _ in sent { break }
+                #expect(try await socket.read(exactly: 64) == [UInt8](repeating: 9, count: 64))
+                let message = [UInt8](repeating: 5, count: 64)
+                var buffer: [UInt8] = []
+                buffer.reserveCapacity(64)
+                let polls = loop.statistics.polls, empty = socket.emptyReceives
+                for _ in 0..<rounds {
+                    try await socket.write(message)
+                    buffer.removeAll(keepingCapacity: true)
+                    while buffer.count < 64 { _ = try await socket.read(into: &buffer, upTo: 64 - buffer.count) }
+                    #expect(buffer == [UInt8](repeating: 9, count: 64))
+                }
+                return (loop.statistics.polls - polls, socket.emptyReceives - empty)
+            }
+        }
+        server.close()
+        try await served
+        // About 25 (200 / 16 per direction); at least `rounds` when every read waits.
+        #expect(polls <= rounds / 4, "\(polls) polls in \(rounds) round trips")
+        #expect(empty == 0, "\(empty) empty receives")
     } }
 
     /// Request and response with messages of known size: every read takes exactly what it asked for and every

@@ -89,7 +89,7 @@ public actor DatagramSocket: LoopBound {
     public nonisolated var eventLoop: EventLoop { core.loop }
 
     /// The socket's executor: its event loop.
-    public nonisolated var unownedExecutor: UnownedSerialExecutor { core.loop.asUnownedSerialExecutor() }
+    public nonisolated var unownedExecutor: UnownedSerialExecutor { core.executor }
 
     init(descriptor: Int32, family: SocketFamily, loop: EventLoop, boundPath: String? = nil) {
         self.core = SocketCore(fd: descriptor, loop: loop)

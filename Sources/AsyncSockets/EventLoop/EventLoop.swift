@@ -108,11 +108,14 @@ public final class EventLoop: SerialExecutor, TaskExecutor, @unchecked Sendable,
     struct Counters {
         var jobSerial: UInt = 1
         var polls = 0
+        /// The job running now is a task's job that the loop knows prefers this loop as its task executor
+        /// (see `currentTaskPrefersLoop`).
+        var jobPrefersLoop = false
     }
 
     /// Numbers the jobs this loop runs (never 0): code that sees the same number twice ran in one job, with no
     /// suspension between. Loop thread only.
-    var jobSerial: UInt {
+    package var jobSerial: UInt {
         @inline(__always) get { counters.pointee.jobSerial }
     }
     private var threadID = pthread_t()
@@ -205,10 +208,28 @@ public final class EventLoop: SerialExecutor, TaskExecutor, @unchecked Sendable,
         precondition(inLoop, "expected to run on the event loop thread of \(self)")
     }
 
-    /// Whether the current task prefers this loop as its task executor (`EventLoop.run`, `serve`).
-    var currentTaskPrefersLoop: Bool {
+    /// Whether the current task prefers this loop as its task executor (`EventLoop.run`, `serve`,
+    /// `withConnection`). Called on the loop thread, by the socket code that decides how to wait.
+    ///
+    /// Asking the task costs a walk of its status records under their lock, twice per round trip, so the
+    /// loop remembers it per job: a job that came through the task executor (`enqueue`), or that resumes a
+    /// wait begun with the loop preferred (`enqueueIsolated` inside `resume`), belongs to a task that prefers
+    /// this loop. Only that answer is trusted; otherwise the task is asked. A task can stop preferring the loop
+    /// within a job (the end of a `withTaskExecutorPreference` scope); `LoopBound` clears the flag where its own
+    /// scope ends, and a scope in the caller's code that ends mid-job can at worst make a wait skip its
+    /// preference: its resumption then hops through the global pool, correct but slower, as before `LoopBound`
+    /// set preferences at all. Nothing else depends on the answer.
+    package var currentTaskPrefersLoop: Bool {
+        if inLoop && counters.pointee.jobPrefersLoop { return true }
         let mine = asUnownedTaskExecutor()
         return withUnsafeCurrentTask { $0?.unownedTaskExecutor == mine }
+    }
+
+    /// The current task no longer prefers this loop (a `withTaskExecutorPreference(loop)` scope of `LoopBound`
+    /// ended): `currentTaskPrefersLoop` asks the task again for the rest of the job. Loop thread only.
+    @inline(__always)
+    func currentTaskLeftPreference() {
+        counters.pointee.jobPrefersLoop = false
     }
 
     /// Resumes a continuation of a task suspended on an actor of this loop. The task prefers this loop as its
@@ -224,7 +245,7 @@ public final class EventLoop: SerialExecutor, TaskExecutor, @unchecked Sendable,
 
     /// Whether jobs are queued behind the one running now (this batch's rest, or new ones). Loop thread only.
     @inline(__always)
-    var hasQueuedJobs: Bool { runningLeft > 0 || !local.isEmpty }
+    package var hasQueuedJobs: Bool { runningLeft > 0 || !local.isEmpty }
 
     /// Parks `continuation` behind the jobs queued now; the loop resumes it (preferring this loop) when it gets
     /// there. No readiness poll and no timer: a plain place in the queue. Loop thread only.
@@ -327,11 +348,13 @@ public final class EventLoop: SerialExecutor, TaskExecutor, @unchecked Sendable,
                     counters.pointee.jobSerial = next == 0 ? 1 : next
                     switch job {
                     case .task(let job, let prefersLoop):
+                        counters.pointee.jobPrefersLoop = prefersLoop
                         if prefersLoop {
                             job.runSynchronously(isolatedTo: serial, taskExecutor: task)
                         } else {
                             job.runSynchronously(on: serial)
                         }
+                        counters.pointee.jobPrefersLoop = false
                     case .closure(let body): body()
                     case .resume(let continuation): resume(continuation, with: ())
                     }

@@ -37,10 +37,13 @@ extension LoopBound {
         // A task that does not prefer the loop (plain `Task {}` code) waits with the loop as its preferred task
         // executor. Its continuation then runs on the loop as soon as the loop resumes it, where this actor
         // is; without the preference it would be enqueued on the global pool first, only to hop straight back
-        // to the loop (two thread hops and two of Dispatch's allocations per wait, measured).
-        return await withTaskExecutorPreference(core.loop) {
+        // to the loop (two thread hops and two of Dispatch's allocations per wait, measured). Back on the loop
+        // (this actor), the task no longer prefers it: the loop must not go on assuming it does.
+        let outcome = await withTaskExecutorPreference(core.loop) {
             await self.suspendOnLoop(direction, timeoutMicroseconds: timeoutMicroseconds, sleep: sleep)
         }
+        core.loop.currentTaskLeftPreference()
+        return outcome
     }
 
     /// The body of `suspend`, for a task that prefers the loop as its task executor (so the loop resumes it
@@ -77,7 +80,9 @@ extension LoopBound {
         if Task.isCancelled { return .cancelled }
         if core.loop.currentTaskPrefersLoop { return await queueForLockOnLoop(direction) }
         // Waits with the loop as the preferred task executor: see `suspend`.
-        return await withTaskExecutorPreference(core.loop) { await self.queueForLockOnLoop(direction) }
+        let outcome = await withTaskExecutorPreference(core.loop) { await self.queueForLockOnLoop(direction) }
+        core.loop.currentTaskLeftPreference()  // see `suspend`
+        return outcome
     }
 
     /// The body of `queueForLock`, for a task that prefers the loop as its task executor.

@@ -38,7 +38,7 @@ internal import CLibeventShim
 /// ``close()`` when they go away (their `deinit` hands it to the loop thread): libevent can never call back
 /// into freed memory, and the descriptor number is not reused while libevent still knows it.
 package final class SocketCore: @unchecked Sendable {
-    // @unchecked Sendable: every stored property except `loop` (immutable, Sendable), and the memory
+    // @unchecked Sendable: every stored property except `loop` and `executor` (immutable, Sendable), and the memory
     // `directions` points to, is read and written on the loop thread only. The owning actor's executor is
     // `loop`; libevent calls back on the loop thread; cancellation handlers and owners' deinits, which may run
     // on other threads, never touch the state directly: they call `loop.execute`, which runs the closure on
@@ -46,6 +46,9 @@ package final class SocketCore: @unchecked Sendable {
     // race with it.
 
     package let loop: EventLoop
+    /// The loop's serial executor, the executor of the actor that owns this core: kept here so that the
+    /// actor's `unownedExecutor`, which the runtime asks at every call into the actor, is a single load.
+    package let executor: UnownedSerialExecutor
     package private(set) var fd: Int32
     /// The state of each direction, indexed by ``IODirection/index``: every operation below is written once,
     /// for either direction. Memory the core owns (allocated in `init`, freed in `deinit`) rather than two
@@ -61,6 +64,7 @@ package final class SocketCore: @unchecked Sendable {
     init(fd: Int32, loop: EventLoop) {
         self.fd = fd
         self.loop = loop
+        self.executor = loop.asUnownedSerialExecutor()
         directions = .allocate(capacity: 2)
         directions.initialize(repeating: DirectionState(), count: 2)
     }

@@ -12,7 +12,7 @@ actor Listener: LoopBound {
     /// Where accepted clients live: each goes to the group's next loop.
     nonisolated let group: EventLoopGroup
 
-    nonisolated var unownedExecutor: UnownedSerialExecutor { core.loop.asUnownedSerialExecutor() }
+    nonisolated var unownedExecutor: UnownedSerialExecutor { core.executor }
 
     /// How many calls are inside ``accept()`` now (holding the accept turn or queued for it). For tests
     /// and diagnostics: it rises as soon as a call enters, before it first suspends.

@@ -61,6 +61,11 @@ public actor AsyncSocket: LoopBound {
     private var readFilledLimitInJob: UInt = 0
     /// `tryReceive` returned nil to put the read behind the loop's queued jobs, not to wait for readiness.
     private var readDeferred = false
+    /// Whether a read right after a write, with nothing queued on the loop, tries `recv` first (see `tryReceive`).
+    private var readAfterWrite = ReadAfterWritePrediction()
+    /// The loop's job number in which the last short read marked the socket drained; 0: none since. See
+    /// `tryReceive`.
+    private var readDrainedInJob: UInt = 0
     /// How many `recv` calls of this socket's reads found nothing (`EAGAIN`): each one is a syscall spent on
     /// learning that the read must wait. For tests and diagnostics.
     private(set) var emptyReceives = 0
@@ -75,7 +80,7 @@ public actor AsyncSocket: LoopBound {
     public nonisolated var eventLoop: EventLoop { core.loop }
 
     /// The socket's executor: its event loop.
-    public nonisolated var unownedExecutor: UnownedSerialExecutor { core.loop.asUnownedSerialExecutor() }
+    public nonisolated var unownedExecutor: UnownedSerialExecutor { core.executor }
 
     init(descriptor: Int32, loop: EventLoop = .next(), peer: SocketAddress? = nil, timeout: Duration? = nil) {
         self.core = SocketCore(fd: descriptor, loop: loop)
@@ -422,7 +427,9 @@ public actor AsyncSocket: LoopBound {
     /// No readiness report since the socket was found drained: nil at once instead of a `recv` that would
     /// fail, except with a zero timeout (non-blocking use), where the report may simply not be processed yet.
     /// A read that returns fewer than `limit` bytes clears the readiness hint: the socket is most likely
-    /// drained, so the next read waits for a readiness report instead of calling `recv` only to get `EAGAIN`.
+    /// drained, so the next read waits for a readiness report instead of calling `recv` only to get `EAGAIN`
+    /// (unless it comes in the same job and `ReadAfterWritePrediction` says the peer's next message is often
+    /// there already).
     /// Read readiness is level-triggered, which makes the guess safe: an end of stream or an error pending
     /// behind the data is reported by the next poll (see `SocketCore`).
     ///
@@ -434,7 +441,13 @@ public actor AsyncSocket: LoopBound {
     func tryReceive(_ operation: String, upTo limit: Int, _ attempt: (Int32) -> Int) throws -> Int? {
         let fd = core.fd
         guard fd >= 0 else { throw SocketError.closed(operation, address: peer) }
-        if !core.readHint, handsLoopBack { return nil }
+        var predicted = false
+        if !core.readHint, handsLoopBack {
+            // Drained by a short read earlier in this job (a handler that read a request, wrote its answer and
+            // reads again): waits at once unless the next request is often there already (`readAfterWrite`).
+            guard readAfterWrite.shouldTryAfterDrain(inJob: &readDrainedInJob, on: core.loop) else { return nil }
+            predicted = true
+        }
         // Request and response: the last read took exactly what it asked for (a message of known size), and
         // this one comes in the same job, with no suspension since (a body isolated to the socket that wrote
         // its request in between): a `recv` now would most likely find nothing, and the read would pay for it
@@ -443,19 +456,24 @@ public actor AsyncSocket: LoopBound {
         // that hops between its calls (code in `EventLoop.run` that is not isolated to the socket) already
         // went behind the queue at each hop, so its reads come in another job and go straight on. Once per
         // read: the read that comes back does the `recv`. With nothing queued (one connection, or every other
-        // one waiting) the answer cannot have come yet unless the peer runs on another core: the read counts
-        // the socket as drained and waits for readiness without the `recv` that would most likely fail (the
-        // next poll reports the socket at once if the answer is there: read readiness is level-triggered).
+        // one waiting) the answer is there only if the peer ran before `send` returned (on the same core, the
+        // kernel often switches to the peer the request woke): `readAfterWrite` learns how often that happens.
+        // When it says no, the read counts the socket as drained and waits for readiness without the `recv`
+        // that would most likely fail (the next poll reports the socket at once if the answer is there: read
+        // readiness is level-triggered).
         if readFilledLimitInJob != 0 {
             let sameJob = readFilledLimitInJob == core.loop.jobSerial
             readFilledLimitInJob = 0
             if sameJob, handsLoopBack, core.loop.currentTaskPrefersLoop {
                 if core.loop.hasQueuedJobs {
                     readDeferred = true
-                } else {
-                    core.markDrained(.read)
+                    return nil
                 }
-                return nil
+                guard readAfterWrite.shouldTry() else {
+                    core.markDrained(.read)
+                    return nil
+                }
+                predicted = true
             }
         }
         if readBudget.isSpent(atPoll: core.loop.polls) {
@@ -467,10 +485,12 @@ public actor AsyncSocket: LoopBound {
         }
         switch try Syscall.nonBlocking(operation, address: peer, { attempt(fd) }) {
         case .processed(let n):
+            if predicted { readAfterWrite.record(found: true) }
             if n > 0 { core.noteDataConsumed() }
             if n < limit {
                 // Most likely drained: the next read waits for readiness, which starts a new turn.
                 core.markDrained(.read)
+                readDrainedInJob = core.loop.jobSerial
                 readBudget.reset()
             } else {
                 readBudget.charge(n, atPoll: core.loop.polls)
@@ -478,6 +498,7 @@ public actor AsyncSocket: LoopBound {
             }
             return n
         case .wouldBlock:
+            if predicted { readAfterWrite.record(found: false) }
             emptyReceives &+= 1
             core.markDrained(.read)
             readBudget.reset()

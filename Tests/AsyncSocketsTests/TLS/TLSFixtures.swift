@@ -85,10 +85,10 @@ enum TLSFixtures {
     /// A TLS server on 127.0.0.1 running `handler` for each client; stop it with `server.close()` then
     /// `try await task.value`.
     static func startServer(_ context: TLSContext, host: String = "127.0.0.1", handshakeTimeout: Duration? = .seconds(10),
-                            onError: (@Sendable (any Error, AsyncSocket) -> Void)? = nil,
+                            onError: (@Sendable (any Error, AsyncSocket) -> Void)? = nil, group: EventLoopGroup = .shared,
                             _ handler: @escaping @Sendable (isolated TLSSocket) async throws -> Void) throws
         -> (server: AsyncServer, task: Task<Void, any Error>) {
-        let server = try AsyncServer(host: host, port: 0, family: host.contains(":") ? .ipv6 : .ipv4)
+        let server = try AsyncServer(host: host, port: 0, family: host.contains(":") ? .ipv6 : .ipv4, group: group)
         let task = Task {
             try await server.serveTLS(context: context, handshakeTimeout: handshakeTimeout, onError: onError, handler: handler)
         }
