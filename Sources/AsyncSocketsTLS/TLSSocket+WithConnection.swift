@@ -72,7 +72,7 @@ extension TLSSocket {
     /// the task's preferred executor; when the connection lives on another loop, that one is preferred instead
     /// while `body` runs.
     private static func scoped<T>(_ tls: TLSSocket, preferring loop: EventLoop, isolation: isolated (any Actor)?,
-                                  _ body: (isolated TLSSocket) async throws -> sending T) async throws -> ScopedTLSResult<T> {
+                                  _ body: (isolated TLSSocket) async throws -> sending T) async throws -> ScopedResult<T> {
         if tls.eventLoop !== loop {
             return try await withTaskExecutorPreference(tls.eventLoop, isolation: isolation) {
                 try await scoped(tls, preferring: tls.eventLoop, isolation: isolation, body)
@@ -86,16 +86,6 @@ extension TLSSocket {
             throw error
         }
         await tls.close()
-        return ScopedTLSResult(value: value)
+        return ScopedResult(value: value)
     }
-}
-
-/// Carries `body`'s result out of `withTaskExecutorPreference`, whose closure result is not `sending` (the
-/// same carrier as `AsyncSocket.withConnection`'s, which is private to its module).
-///
-/// `@unchecked Sendable`, proved: the value is `body`'s `sending` result, so nothing else holds a reference
-/// into its region; it only travels from the closure to the code that called `withTaskExecutorPreference`,
-/// in the same task, and that code returns it at once as a `sending` result.
-private struct ScopedTLSResult<T>: @unchecked Sendable {
-    var value: T
 }

@@ -192,7 +192,7 @@ extension DatagramSocket {
     /// Runs `body` isolated to `socket` and closes the socket afterwards, on every path. Called with the
     /// socket's loop as the task's preferred executor.
     private static func scoped<T>(_ socket: DatagramSocket, isolation: isolated (any Actor)?,
-                                  _ body: (isolated DatagramSocket) async throws -> sending T) async throws -> ScopedDatagramResult<T> {
+                                  _ body: (isolated DatagramSocket) async throws -> sending T) async throws -> ScopedResult<T> {
         let value: T
         do {
             value = try await body(socket)
@@ -201,16 +201,6 @@ extension DatagramSocket {
             throw error
         }
         await socket.close()
-        return ScopedDatagramResult(value: value)
+        return ScopedResult(value: value)
     }
-}
-
-/// Carries `body`'s result out of `withTaskExecutorPreference`, whose closure result is not `sending` (the
-/// same carrier as `AsyncSocket.withConnection`'s).
-///
-/// `@unchecked Sendable`, proved: the value is `body`'s `sending` result, so nothing else holds a reference
-/// into its region; it only travels from the closure to the code that called `withTaskExecutorPreference`,
-/// in the same task, and that code returns it at once as a `sending` result.
-private struct ScopedDatagramResult<T>: @unchecked Sendable {
-    var value: T
 }

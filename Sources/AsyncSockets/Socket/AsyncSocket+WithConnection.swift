@@ -150,12 +150,3 @@ extension AsyncSocket {
         return ScopedResult(value: value)
     }
 }
-
-/// Carries `body`'s result out of `withTaskExecutorPreference`, whose closure result is not `sending`.
-///
-/// `@unchecked Sendable`, proved: the value is `body`'s `sending` result, so nothing else holds a reference
-/// into its region; it only travels from the closure to the code that called `withTaskExecutorPreference`,
-/// in the same task, and that code returns it at once as a `sending` result.
-private struct ScopedResult<T>: @unchecked Sendable {
-    var value: T
-}
