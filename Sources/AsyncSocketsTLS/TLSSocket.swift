@@ -256,7 +256,6 @@ public actor TLSSocket: LoopBound {
         var bytes: [UInt8] = []
         bytes.reserveCapacity(min(count, 16 << 20))
         var deadline: Deadline?
-        var sinceYield = 0
         let scratch = socket.transportScratch
         while bytes.count < count {
             let limit = min(count - bytes.count, scratch.count)
@@ -268,16 +267,23 @@ public actor TLSSocket: LoopBound {
             // Copied out of the loop's shared scratch buffer in the same synchronous step as the read.
             bytes.append(contentsOf: UnsafeRawBufferPointer(rebasing: scratch[..<n]))
             deadline = nil
-            sinceYield += n
-            if sinceYield >= Self.fairnessQuantum, bytes.count < count {
-                // Plenty of data kept arriving: let the loop's other work run before going on.
-                sinceYield = 0
-                await Task.yield()
-            }
         }
         return bytes
     }
 
+    /// How often a read or write handed the loop back because its turn was spent (see `IOBudget`; for tests).
+    private(set) var handBacks = 0
+    /// The fairness turns of reads and writes (`IOBudget`, as `AsyncSocket`'s): charged per `SSL_read_ex` and
+    /// `SSL_write_ex` that moved bytes, across calls, so that an echo loop over a stream that always has data
+    /// (or room) hands the loop back instead of keeping it (the other connections, the accepts, the timers).
+    private var readBudget = IOBudget()
+    private var writeBudget = IOBudget()
+    /// The read turn is spent: the read step returned nil without reading, and the caller's `wait` hands the
+    /// loop back instead of waiting for readiness.
+    private var readTurnSpent = false
+    /// Whether reads and writes hand the loop back when their turn is spent: always, except with a zero
+    /// ``timeout`` (non-blocking use, where a call never waits): such a call only checks for cancellation.
+    private var handsLoopBack: Bool { timeout.map { $0 > .zero } ?? true }
     /// The direction the last step that could not finish is waiting for.
     private var pendingDirection: IODirection = .read
     /// Whether a read that finds the socket drained by the read before it, in the same job, tries anyway
@@ -307,6 +313,17 @@ public actor TLSSocket: LoopBound {
             stashedReadStatus = nil
             status = stashed
         } else {
+            if readBudget.isSpent(atPoll: core.loop.polls) {
+                if handsLoopBack {
+                    readTurnSpent = true
+                    pendingDirection = .read
+                    return nil
+                }
+                if Task.isCancelled { throw CancellationError() }
+            } else if readBudget.mustCheckCancellation {
+                readBudget.checkedCancellation()
+                if Task.isCancelled { throw CancellationError() }
+            }
             var predicted = false
             if !core.readHint, ats_conn_has_pending(connection) == 0 {
                 guard readAfterWrite.shouldTryAfterDrain(inJob: &readDrainedInJob, on: core.loop) else {
@@ -329,10 +346,12 @@ public actor TLSSocket: LoopBound {
                         break
                     }
                 }
+                readBudget.charge(count, atPoll: core.loop.polls)
                 if stashedReadStatus == nil, ats_conn_input_drained(connection) != 0,
                    ats_conn_has_pending(connection) == 0 {
                     core.markDrained(.read)
                     readDrainedInJob = core.loop.jobSerial
+                    readBudget.reset()
                 }
             }
         }
@@ -361,8 +380,6 @@ public actor TLSSocket: LoopBound {
         }
     }
 
-    /// Work done without giving the loop back, at most: 1 MiB (then `Task.yield`).
-    static let fairnessQuantum = 1 << 20
     /// The most bytes handed to one `SSL_write_ex`.
     static let writeChunk = 256 << 10
 
@@ -397,9 +414,18 @@ public actor TLSSocket: LoopBound {
         }
         var offset = bytes.startIndex
         var deadline: Deadline?
-        var sinceYield = 0
         while offset < bytes.endIndex {
             try checkUsable("write")
+            if writeBudget.isSpent(atPoll: core.loop.polls) {
+                if handsLoopBack {
+                    try await handBack(.write, "write")
+                    continue
+                }
+                if Task.isCancelled { throw CancellationError() }
+            } else if writeBudget.mustCheckCancellation {
+                writeBudget.checkedCancellation()
+                if Task.isCancelled { throw CancellationError() }
+            }
             // After a wait, the same call again with the same bytes (OpenSSL's rule): `offset` only moves on success.
             let length = min(bytes.endIndex - offset, Self.writeChunk)
             var done = 0
@@ -410,11 +436,7 @@ public actor TLSSocket: LoopBound {
             case Int32(ATS_OK):
                 offset += done
                 deadline = nil
-                sinceYield += done
-                if sinceYield >= Self.fairnessQuantum, offset < bytes.endIndex {
-                    sinceYield = 0
-                    await Task.yield()
-                }
+                writeBudget.charge(done, atPoll: core.loop.polls)
             case Int32(ATS_WANT_WRITE):
                 deadline = try await wait(.write, "write", limit: timeout, deadline: deadline)
             case Int32(ATS_WANT_READ):
@@ -529,6 +551,13 @@ public actor TLSSocket: LoopBound {
     @inline(__always)
     private func wait(_ direction: IODirection, _ operation: String, limit: Duration?,
                       deadline: Deadline?) async throws -> Deadline? {
+        if direction == .read, readTurnSpent {
+            // Set by the read step that returned just before, in the same job (no suspension in between).
+            readTurnSpent = false
+            try await handBack(.read, operation)
+            return deadline
+        }
+        if direction == .read { readBudget.reset() } else { writeBudget.reset() }
         var micros: Int64 = -1
         var deadline = deadline
         if let limit {
@@ -552,6 +581,31 @@ public actor TLSSocket: LoopBound {
         case .timedOut:
             if let deadline, deadline.remainingMicroseconds > 0 { return deadline }  // libevent's coarse clock
             throw timedOut(operation, limit)
+        case .cancelled: throw CancellationError()
+        case .closed: throw socket.transportClosedError(operation)
+        case .failed(let code): throw SocketError(code: code, operation: operation, address: peer, detail: "event_add failed")
+        }
+    }
+
+    /// The fairness hand-back (see `IOBudget`): lets the loop poll once, so every other ready socket, the timers
+    /// and the accepts get their turn, then starts a new turn for `direction`. The caller holds the operation
+    /// lock of `direction`. Uses the direction's wait at the core like `wait` (followers then try again); when
+    /// another task waits there already (a write that needs to read, or the reverse), it goes behind the loop's
+    /// queued jobs instead. Where a busy read or write notices cancellation.
+    private func handBack(_ direction: IODirection, _ operation: String) async throws {
+        handBacks &+= 1
+        defer { if direction == .read { readBudget.reset() } else { writeBudget.reset() } }
+        if direction == .read ? waitingAtCore.read : waitingAtCore.write {
+            await Task.yield()
+            try Task.checkCancellation()
+            return
+        }
+        if direction == .read { waitingAtCore.read = true } else { waitingAtCore.write = true }
+        let outcome = await yieldToLoop(direction)
+        if direction == .read { waitingAtCore.read = false } else { waitingAtCore.write = false }
+        wakeFollowers(direction)
+        switch outcome {
+        case .ready, .timedOut: return
         case .cancelled: throw CancellationError()
         case .closed: throw socket.transportClosedError(operation)
         case .failed(let code): throw SocketError(code: code, operation: operation, address: peer, detail: "event_add failed")

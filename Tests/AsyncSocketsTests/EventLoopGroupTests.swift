@@ -21,10 +21,13 @@ enum GroupFixtures {
     static let three = EventLoopGroup(loopCount: 3)
     /// One loop that no other test uses, for counts of the loop's own work (its polls).
     static let quiet = EventLoopGroup(loopCount: 1)
+    /// One loop for a server that streams (the TLS fairness tests): what it must not starve runs on it too.
+    static let fairness = EventLoopGroup(loopCount: 1)
 
     /// Creates the groups' loops (epoll and eventfd descriptors) before a descriptor check takes its baseline.
     static func warmUp() {
-        _ = one.loops.count + two.loops.count + three.loops.count + quiet.loops.count + EventLoopGroup.shared.loops.count
+        _ = one.loops.count + two.loops.count + three.loops.count + quiet.loops.count + fairness.loops.count
+            + EventLoopGroup.shared.loops.count
     }
 
     /// An echo until end of stream, then shutting down the write side.

@@ -125,7 +125,7 @@ public final class EventLoop: SerialExecutor, TaskExecutor, @unchecked Sendable,
     private var jobsRun = 0
     /// Readiness polls made since start: work between two polls is one fairness turn (`IOBudget`). Loop
     /// thread only.
-    var polls: Int {
+    package var polls: Int {
         @inline(__always) get { counters.pointee.polls }
     }
 

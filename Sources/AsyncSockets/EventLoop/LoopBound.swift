@@ -22,7 +22,7 @@ extension LoopBound {
     /// on: a zero-length sleep on the timer of `direction`, whose operation lock the caller holds (so no other
     /// wait of this core uses that direction meanwhile). `.timedOut` (or `.ready`) when the loop got its turn;
     /// `.cancelled`/`.closed` otherwise. The fairness hand-back of a busy read or write (`IOBudget`).
-    func yieldToLoop(_ direction: IODirection) async -> WaitOutcome {
+    package func yieldToLoop(_ direction: IODirection) async -> WaitOutcome {
         await suspend(direction, timeoutMicroseconds: 0, sleep: true)
     }
 

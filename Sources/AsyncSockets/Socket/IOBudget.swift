@@ -18,12 +18,15 @@
 /// read takes exactly what it asked for (a message of known size) and every write fits: its task waits for the
 /// peer between calls, and the loop polls meanwhile. Only a direction that keeps finding data or room within one
 /// stretch of jobs, with no poll in between, does: streaming.
-struct IOBudget {
+package struct IOBudget {
     /// The system calls one direction may make in one turn (small reads from a fast stream, small writes).
-    static let maxOperations = 16
+    package static let maxOperations = 16
     /// The bytes one direction may move in one turn (4 reads into the loop's 64 KiB scratch buffer); also the
     /// most one `recv` or `send` asks for, so that a single call cannot move megabytes in one go.
-    static let maxBytes = 4 * 64 * 1024
+    package static let maxBytes = 4 * 64 * 1024
+
+    /// A budget whose turn has not begun.
+    package init() {}
 
     private var operations = 0
     private var bytes = 0
@@ -38,14 +41,14 @@ struct IOBudget {
     /// the loop's poll count now: once the loop has polled since the turn began, the turn is over and a new one
     /// is not spent.
     @inline(__always)
-    func isSpent(atPoll poll: Int) -> Bool {
+    package func isSpent(atPoll poll: Int) -> Bool {
         poll == self.poll && (operations >= Self.maxOperations || bytes >= Self.maxBytes)
     }
 
     /// Counts one system call that moved `count` bytes (0 for an end of stream), at the loop's poll count `poll`;
     /// the first call after a poll starts a new turn.
     @inline(__always)
-    mutating func charge(_ count: Int, atPoll poll: Int) {
+    package mutating func charge(_ count: Int, atPoll poll: Int) {
         if poll != self.poll {
             self.poll = poll
             operations = 0
@@ -59,17 +62,17 @@ struct IOBudget {
     /// Whether the direction made ``maxOperations`` calls without waiting or handing the loop back: the next
     /// call checks for cancellation first (see ``checkedCancellation()``).
     @inline(__always)
-    var mustCheckCancellation: Bool { sinceSuspension >= Self.maxOperations }
+    package var mustCheckCancellation: Bool { sinceSuspension >= Self.maxOperations }
 
     /// The call checked for cancellation: the count starts again.
     @inline(__always)
-    mutating func checkedCancellation() {
+    package mutating func checkedCancellation() {
         sinceSuspension = 0
     }
 
     /// Starts a new turn: the direction handed the loop back, or will wait for readiness next.
     @inline(__always)
-    mutating func reset() {
+    package mutating func reset() {
         operations = 0
         bytes = 0
         sinceSuspension = 0
